@@ -1,0 +1,55 @@
+# Two commands on a fresh machine: `make run` (demo) and `make test` (the suite).
+SHELL       := /bin/bash
+ORT_VERSION := 1.30.0
+DEPS        := .deps
+ORT_LIB     := $(DEPS)/libonnxruntime.so.1
+BIN         := bin/recsys
+WORLD       := var/world
+ITEMS       ?= 10000
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './.deps/*' 2>/dev/null) go.mod go.sum
+
+# Tests and the binary find ONNX Runtime here (config: onnxruntime.library).
+export RECSYS_ORT_LIB := $(abspath $(ORT_LIB))
+
+.PHONY: run test bench setup test-tools vet fmt-check clean demo-data
+
+## setup: ONNX Runtime into .deps/ and the Go modules (idempotent)
+setup: $(ORT_LIB)
+	go mod download
+
+# The library ships inside the onnxruntime-node npm package; only the Linux
+# x64 shared object is kept.
+$(ORT_LIB):
+	@mkdir -p $(DEPS)/npm
+	cd $(DEPS)/npm && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
+	tar -xzf $(DEPS)/npm/onnxruntime-node-$(ORT_VERSION).tgz -C $(DEPS)/npm package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	mv $(DEPS)/npm/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $@
+	rm -rf $(DEPS)/npm
+
+## test-tools: redis-server and kcat from Debian's packages, when absent
+test-tools:
+	@scripts/apt-install.sh redis-server:redis-server kcat:kcat
+
+$(BIN): $(GO_SOURCES)
+	go build -o $@ ./cmd/recsys
+
+## run: build a 10k-item demo world and bundle, then serve on :8080
+run: setup $(BIN)
+	@[ -s $(WORLD)/catalog.jsonl ] || ./$(BIN) gen --items $(ITEMS) --out $(WORLD)
+	./$(BIN) build --catalog $(WORLD)/catalog.jsonl
+	@scripts/print-examples.sh $(WORLD)/catalog.jsonl
+	exec ./$(BIN) serve
+
+## test: vet, then the whole suite with the race detector
+test: setup test-tools
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	go vet ./...
+	go test -race -count=1 -timeout 20m ./...
+
+## bench: benchmarks with latency, throughput and memory
+bench: setup test-tools
+	go test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,84 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config holds the HTTP server settings. Start from DefaultConfig: Validate
+// rejects zero values rather than silently replacing them, so a key left out
+// of a hand-written config is reported instead of guessed.
+type Config struct {
+	// Addr is the listen address used by cmd/ (Serve itself takes a listener).
+	Addr string `yaml:"addr"`
+	// BodyLimitBytes caps a request body; larger bodies get 413.
+	BodyLimitBytes int `yaml:"body_limit_bytes"`
+	// RequestTimeout is the deadline given to every request's context.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxK is the largest k a client may ask for.
+	MaxK int `yaml:"max_k"`
+	// DefaultK is used when a request leaves k out.
+	DefaultK int `yaml:"default_k"`
+	// ReadTimeout and WriteTimeout bound the connection I/O; WriteTimeout
+	// must exceed RequestTimeout or slow answers are cut mid-response.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// CheckTimeout bounds the readiness checks run by GET /readyz; it is
+	// short because orchestrators probe often and expect a quick answer.
+	CheckTimeout time.Duration `yaml:"check_timeout"`
+}
+
+// DefaultConfig returns the settings used on one machine.
+func DefaultConfig() Config {
+	return Config{
+		Addr:           "127.0.0.1:8080",
+		BodyLimitBytes: 1 << 20,
+		RequestTimeout: 2 * time.Second,
+		MaxK:           1000,
+		DefaultK:       10,
+		ReadTimeout:    10 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		CheckTimeout:   time.Second,
+	}
+}
+
+// Validate reports every invalid key, each error naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.Addr == "" {
+		bad("addr", "must not be empty")
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", "must be host:port: %w", err)
+	}
+	if c.BodyLimitBytes <= 0 {
+		bad("body_limit_bytes", "must be > 0")
+	}
+	if c.RequestTimeout <= 0 {
+		bad("request_timeout", "must be > 0")
+	}
+	if c.MaxK <= 0 {
+		bad("max_k", "must be > 0")
+	}
+	if c.DefaultK <= 0 {
+		bad("default_k", "must be > 0")
+	} else if c.MaxK > 0 && c.DefaultK > c.MaxK {
+		bad("default_k", "must be <= max_k (%d)", c.MaxK)
+	}
+	if c.ReadTimeout <= 0 {
+		bad("read_timeout", "must be > 0")
+	}
+	if c.WriteTimeout <= 0 {
+		bad("write_timeout", "must be > 0")
+	} else if c.RequestTimeout > 0 && c.WriteTimeout <= c.RequestTimeout {
+		bad("write_timeout", "must be > request_timeout (%s)", c.RequestTimeout)
+	}
+	if c.CheckTimeout <= 0 {
+		bad("check_timeout", "must be > 0")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,322 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/recsys-dev/recsys/engine"
+)
+
+// Limits on request fields. They protect the engine from work no client
+// needs (a 1 MB query, 10k recent items) and are stated in openapi.yaml.
+const (
+	maxQueryBytes   = 1024
+	maxIDBytes      = 256
+	maxAge          = 150
+	maxRecentItems  = 100
+	maxFilterValues = 100
+)
+
+// Wire bodies use pointers where "absent" and "zero" must differ (k absent
+// means the default, k: 0 is an error) and are separate from the engine
+// types so the engine never sees unvalidated input.
+type userBody struct {
+	ID  *string `json:"id"`
+	Age *int    `json:"age"`
+}
+
+type filtersBody struct {
+	Categories         []string `json:"categories"`
+	Brands             []string `json:"brands"`
+	PriceMin           *float64 `json:"price_min"`
+	PriceMax           *float64 `json:"price_max"`
+	IncludeUnavailable bool     `json:"include_unavailable"`
+}
+
+// Nested objects decode themselves so that an unknown or mistyped field
+// inside them is reported with its full path ("filters.colour"); the outer
+// decoder's DisallowUnknownFields would name only the last key.
+func (u *userBody) UnmarshalJSON(data []byte) error {
+	type plain userBody // no methods, so no recursion
+	return decodeNested(data, (*plain)(u), "user")
+}
+
+func (f *filtersBody) UnmarshalJSON(data []byte) error {
+	type plain filtersBody
+	return decodeNested(data, (*plain)(f), "filters")
+}
+
+func decodeNested(data []byte, v any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		re := *jsonError(err)
+		if re.field == "body" {
+			re.field = prefix
+		} else {
+			re.field = prefix + "." + re.field
+		}
+		return &re
+	}
+	return nil
+}
+
+type searchBody struct {
+	Query   *string      `json:"query"`
+	K       *int         `json:"k"`
+	User    *userBody    `json:"user"`
+	Filters *filtersBody `json:"filters"`
+	Explain bool         `json:"explain"`
+}
+
+type recommendBody struct {
+	User        *userBody    `json:"user"`
+	RecentItems []string     `json:"recent_items"`
+	SeedItem    *string      `json:"seed_item"`
+	K           *int         `json:"k"`
+	Filters     *filtersBody `json:"filters"`
+	Explain     bool         `json:"explain"`
+}
+
+// kLimits are the parts of Config the decoders need; a small value type
+// keeps the decoders pure functions of their input.
+type kLimits struct {
+	max, def int
+}
+
+// decodeSearch turns a POST /v1/search body into an engine request or a
+// client error naming the offending field. RequestID is left to the caller.
+func decodeSearch(body []byte, lim kLimits) (engine.SearchRequest, error) {
+	var b searchBody
+	if err := decodeStrict(body, &b); err != nil {
+		return engine.SearchRequest{}, err
+	}
+	req := engine.SearchRequest{Explain: b.Explain}
+	if b.Query == nil {
+		return req, invalid("query", "is required")
+	}
+	q := strings.TrimSpace(*b.Query)
+	if q == "" {
+		return req, invalid("query", "must not be empty")
+	}
+	if len(q) > maxQueryBytes {
+		return req, invalid("query", "must be at most %d bytes", maxQueryBytes)
+	}
+	req.Query = q
+	var err error
+	if req.K, err = checkK(b.K, lim); err != nil {
+		return req, err
+	}
+	if req.User, err = checkUser(b.User); err != nil {
+		return req, err
+	}
+	if req.Filters, err = checkFilters(b.Filters); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// decodeRecommend turns a POST /v1/recommend body into an engine request.
+// It needs user.id, recent_items or seed_item; a user id alone is a cold
+// start, which the engine answers with popular items that pass the filters.
+func decodeRecommend(body []byte, lim kLimits) (engine.RecommendRequest, error) {
+	var b recommendBody
+	if err := decodeStrict(body, &b); err != nil {
+		return engine.RecommendRequest{}, err
+	}
+	req := engine.RecommendRequest{Explain: b.Explain}
+	var err error
+	if req.User, err = checkUser(b.User); err != nil {
+		return req, err
+	}
+	if len(b.RecentItems) > maxRecentItems {
+		return req, invalid("recent_items", "must have at most %d items", maxRecentItems)
+	}
+	for i, id := range b.RecentItems {
+		if err := checkID("recent_items["+strconv.Itoa(i)+"]", id); err != nil {
+			return req, err
+		}
+	}
+	if len(b.RecentItems) > 0 {
+		req.RecentItems = b.RecentItems
+	}
+	if b.SeedItem != nil {
+		if err := checkID("seed_item", *b.SeedItem); err != nil {
+			return req, err
+		}
+		req.SeedItem = *b.SeedItem
+	}
+	if len(req.RecentItems) == 0 && req.SeedItem == "" && req.User.ID == "" {
+		return req, invalid("recent_items", "is required unless user.id or seed_item is given")
+	}
+	if req.K, err = checkK(b.K, lim); err != nil {
+		return req, err
+	}
+	if req.Filters, err = checkFilters(b.Filters); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// decodeStrict decodes exactly one JSON object into v, rejecting unknown
+// fields, and turns encoding/json's errors into client errors naming the
+// field. json copies strings out of body, so nothing decoded aliases fiber's
+// reused buffers.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalid("body", "must not be empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid("body", "must contain a single JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) *requestError {
+	var (
+		te *json.UnmarshalTypeError
+		se *json.SyntaxError
+	)
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return re // already named by a nested decoder
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		return invalid(field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+	case errors.As(err, &se):
+		return invalid("body", "invalid JSON at byte %d", se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("body", "truncated JSON")
+	}
+	// encoding/json has no typed error for unknown fields; its message is
+	// stable (`json: unknown field "name"`) and is the only way to name it.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if s, uerr := strconv.Unquote(name); uerr == nil {
+			name = s
+		}
+		if name == "" {
+			return invalid("body", `unknown field ""`)
+		}
+		return invalid(name, "unknown field")
+	}
+	return invalid("body", "invalid JSON")
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return "a " + kind
+}
+
+func checkK(k *int, lim kLimits) (int, error) {
+	if k == nil {
+		return lim.def, nil
+	}
+	if *k < 1 || *k > lim.max {
+		return 0, invalid("k", "must be between 1 and %d", lim.max)
+	}
+	return *k, nil
+}
+
+func checkID(field, id string) error {
+	if strings.TrimSpace(id) == "" {
+		return invalid(field, "must not be empty")
+	}
+	if len(id) > maxIDBytes {
+		return invalid(field, "must be at most %d bytes", maxIDBytes)
+	}
+	// Ids become Redis keys, Kafka keys and log fields, where control
+	// characters cause trouble far from the request that sent them.
+	if strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		return invalid(field, "must not contain control characters")
+	}
+	return nil
+}
+
+func checkUser(u *userBody) (engine.User, error) {
+	var out engine.User
+	if u == nil {
+		return out, nil
+	}
+	if u.ID != nil {
+		if err := checkID("user.id", *u.ID); err != nil {
+			return out, err
+		}
+		out.ID = *u.ID
+	}
+	if u.Age != nil {
+		if *u.Age < 0 || *u.Age > maxAge {
+			return out, invalid("user.age", "must be between 0 and %d", maxAge)
+		}
+		out.Age = *u.Age
+	}
+	return out, nil
+}
+
+func checkFilters(f *filtersBody) (engine.Filters, error) {
+	var out engine.Filters
+	if f == nil {
+		return out, nil
+	}
+	for _, l := range []struct {
+		field string
+		vals  []string
+	}{{"filters.categories", f.Categories}, {"filters.brands", f.Brands}} {
+		if len(l.vals) > maxFilterValues {
+			return out, invalid(l.field, "must have at most %d values", maxFilterValues)
+		}
+		for i, v := range l.vals {
+			if err := checkID(l.field+"["+strconv.Itoa(i)+"]", v); err != nil {
+				return out, err
+			}
+		}
+	}
+	for _, p := range []struct {
+		field string
+		v     *float64
+	}{{"filters.price_min", f.PriceMin}, {"filters.price_max", f.PriceMax}} {
+		if p.v != nil && (math.IsNaN(*p.v) || math.IsInf(*p.v, 0) || *p.v < 0) {
+			return out, invalid(p.field, "must be a finite number >= 0")
+		}
+	}
+	if f.PriceMin != nil && f.PriceMax != nil && *f.PriceMin > *f.PriceMax {
+		return out, invalid("filters.price_min", "must be <= filters.price_max")
+	}
+	if len(f.Categories) > 0 {
+		out.Categories = f.Categories
+	}
+	if len(f.Brands) > 0 {
+		out.Brands = f.Brands
+	}
+	out.PriceMin, out.PriceMax = f.PriceMin, f.PriceMax
+	out.IncludeUnavailable = f.IncludeUnavailable
+	return out, nil
+}

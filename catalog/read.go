@@ -1,0 +1,220 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Format names a catalog file format.
+type Format string
+
+// The supported formats.
+const (
+	JSONL Format = "jsonl"
+	CSV   Format = "csv"
+)
+
+// FormatOf picks the format from a file name's extension.
+func FormatOf(path string) (Format, error) {
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	case ".jsonl", ".ndjson":
+		return JSONL, nil
+	case ".csv":
+		return CSV, nil
+	default:
+		return "", fmt.Errorf("catalog format of %q: unknown extension %q (want .jsonl, .ndjson or .csv)", path, ext)
+	}
+}
+
+// ReadFile reads and validates a catalog, choosing the reader by extension.
+// A catalog with any invalid row is refused as a whole with a
+// *ValidationError listing every problem.
+func ReadFile(path string) ([]Item, error) {
+	f, err := FormatOf(path)
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	defer file.Close()
+	items, err := Read(file, f)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog %s: %w", path, err)
+	}
+	return items, nil
+}
+
+// Read reads and validates a catalog in format f. See ReadFile.
+func Read(r io.Reader, f Format) ([]Item, error) {
+	switch f {
+	case JSONL:
+		return readJSONL(r)
+	case CSV:
+		return readCSV(r)
+	default:
+		return nil, fmt.Errorf("read catalog: unknown format %q", f)
+	}
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// jsonItem mirrors Item with pointers where "absent" must be told apart from
+// the zero value, and created_at as a string so a bad timestamp is reported
+// as a field problem rather than an undecodable line.
+type jsonItem struct {
+	ID          *string  `json:"id"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Brand       string   `json:"brand"`
+	Category    string   `json:"category"`
+	Tags        []string `json:"tags"`
+	Price       float64  `json:"price"`
+	AgeRating   int      `json:"age_rating"`
+	Available   *bool    `json:"available"`
+	CreatedAt   *string  `json:"created_at"`
+	Popularity  float64  `json:"popularity"`
+}
+
+// MaxLineBytes bounds one JSONL line. Longer lines are reported, not
+// buffered, so a binary file passed by mistake cannot exhaust memory.
+const MaxLineBytes = 16 << 20
+
+func readJSONL(r io.Reader) ([]Item, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	c := newChecker()
+	var items []Item
+	for line := 1; ; line++ {
+		raw, tooLong, readErr := readLine(br)
+		if readErr != nil && !errors.Is(readErr, io.EOF) {
+			return nil, fmt.Errorf("read line %d: %w", line, readErr)
+		}
+		if line == 1 {
+			raw = bytes.TrimPrefix(raw, utf8BOM)
+		}
+		if tooLong {
+			c.add(line, "", "", fmt.Sprintf("longer than %d bytes", MaxLineBytes))
+		} else if b := bytes.TrimSpace(raw); len(b) > 0 {
+			if it, ok := decodeJSONLine(c, line, b); ok {
+				items = append(items, it)
+			}
+		}
+		if readErr != nil {
+			break
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, ErrEmpty
+	}
+	return items, nil
+}
+
+// readLine returns the next line without its newline. A line longer than
+// MaxLineBytes is consumed and discarded with tooLong set. err is io.EOF
+// at the end of input (possibly together with a final unterminated line).
+func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > MaxLineBytes+1 { // +1: the newline itself
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return bytes.TrimSuffix(line, []byte("\n")), tooLong, err
+	}
+}
+
+// decodeJSONLine decodes and checks one non-blank line. ok is false when the
+// line could not be decoded at all (its problem is recorded).
+func decodeJSONLine(c *checker, line int, b []byte) (Item, bool) {
+	var ji jsonItem
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&ji)
+	if err == nil && dec.More() {
+		err = errors.New("data after the object")
+	}
+	if err != nil {
+		field := ""
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field = te.Field
+		} else if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			field, _ = strconv.Unquote(name)
+		}
+		c.add(line, idOf(b), field, "undecodable: "+err.Error())
+		return Item{}, false
+	}
+	it := Item{
+		Title:       ji.Title,
+		Description: ji.Description,
+		Brand:       ji.Brand,
+		Category:    ji.Category,
+		Tags:        ji.Tags,
+		Price:       ji.Price,
+		AgeRating:   ji.AgeRating,
+		Available:   ji.Available == nil || *ji.Available,
+		Popularity:  ji.Popularity,
+	}
+	if ji.ID != nil {
+		it.ID = *ji.ID
+	}
+	var bad fieldSet
+	if ji.CreatedAt != nil {
+		t, err := parseTime(*ji.CreatedAt)
+		if err != nil {
+			c.add(line, safeID(it.ID), "created_at", err.Error())
+			bad |= fCreatedAt
+		}
+		it.CreatedAt = t
+	}
+	c.check(line, &it, bad)
+	return it, true
+}
+
+// idOf recovers the id of a line that failed strict decoding, so the
+// problem can name the item; "" when even that fails.
+func idOf(b []byte) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	return safeID(v.ID)
+}
+
+// parseTime accepts RFC 3339 (with optional fractional seconds). Only the
+// string form is accepted: epoch numbers are ambiguous (s, ms or µs).
+func parseTime(s string) (time.Time, error) {
+	if strings.TrimSpace(s) == "" {
+		return time.Time{}, errors.New("missing")
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("not an RFC 3339 time: %q", truncate(s, 40))
+	}
+	if t.IsZero() {
+		// The zero instant is how an absent time looks downstream.
+		return time.Time{}, errors.New("is the zero time")
+	}
+	return t, nil
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/internal/ort"
+	"github.com/recsys-dev/recsys/offline"
+	"github.com/recsys-dev/recsys/rank"
+)
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("build", "build [--config FILE] [--catalog FILE]", stdout)
+	path := configFlag(fs)
+	catalogPath := fs.String("catalog", "", "catalog to build from (JSONL or CSV); default: build.catalog")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	if *catalogPath != "" {
+		cfg.Build.Catalog = *catalogPath
+	}
+	log := cfg.Log.Logger(stderr)
+	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
+		return err
+	}
+	opts := buildOptions(cfg)
+	opts.Progress, opts.Logger = stdout, log
+	if cfg.Redis.Addr != "" {
+		// A real store: write features now, so servers find them at load.
+		client := rank.NewRedisClient(cfg.Redis)
+		defer client.Close()
+		store, err := rank.NewStore(client, cfg.Rank.Config, nil)
+		if err != nil {
+			return err
+		}
+		opts.Features = store
+	}
+	m, err := offline.Build(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published bundle %s (%d items, dim %d)\n", m.Version, m.Items, m.Dim)
+	return nil
+}
+
+// buildOptions maps the configuration onto one build.
+func buildOptions(cfg *config.Config) offline.BuildOptions {
+	return offline.BuildOptions{
+		Catalog: cfg.Build.Catalog, BundlesDir: cfg.Bundles.Dir, Keep: cfg.Bundles.Keep,
+		Model: cfg.Embed.Model, Encoder: cfg.Embed.Runtime, Index: cfg.Index, Rank: cfg.Rank.Config,
+	}
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/engine"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/internal/ort"
+	"github.com/recsys-dev/recsys/internal/redisd"
+	"github.com/recsys-dev/recsys/offline"
+	"github.com/recsys-dev/recsys/world"
+)
+
+// testConfig is the default configuration pointed at a temp directory,
+// a real redis-server and the embedded broker.
+func testConfig(t testing.TB, dir, redisAddr string) *config.Config {
+	t.Helper()
+	lib, err := ort.FindLibrary()
+	if err != nil {
+		t.Skipf("onnx runtime not available (run make setup): %v", err)
+	}
+	cfg := config.Default()
+	cfg.ONNXRuntime.Library = lib
+	cfg.Bundles.Dir = filepath.Join(dir, "bundles")
+	cfg.Bundles.PollInterval = 0
+	cfg.Build.Catalog = filepath.Join(dir, "world", "catalog.jsonl")
+	cfg.Embedded.Kafka.DataDir = filepath.Join(dir, "kafka")
+	cfg.Redis.Addr = redisAddr
+	cfg.Server.Addr = "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func realRedis(t testing.TB) string {
+	t.Helper()
+	p, err := redisd.Exec(context.Background())
+	if err != nil {
+		if err == redisd.ErrNoRedisServer && os.Getenv("CI") == "" {
+			t.Skipf("real redis-server needed: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p.Addr()
+}
+
+func buildBundle(t testing.TB, cfg *config.Config) string {
+	t.Helper()
+	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
+		t.Fatal(err)
+	}
+	m, err := offline.Build(context.Background(), buildOptions(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Version
+}
+
+// startServer runs the whole process as serve does, on a port-0 listener.
+func startServer(t testing.TB, cfg *config.Config) (*Server, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := Open(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	return s, "http://" + ln.Addr().String()
+}
+
+func post(t testing.TB, url string, body any) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func TestServer_EndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, realRedis(t))
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 2000, Users: 50, Seed: 7}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	version := buildBundle(t, cfg)
+	s, base := startServer(t, cfg)
+	if got := s.Engine.Current(); got != version {
+		t.Fatalf("serving %q, want %q", got, version)
+	}
+
+	// Search with a query made of the words of a real item's title.
+	items, err := catalog.ReadFile(cfg.Build.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := items[17]
+	code, body := post(t, base+"/v1/search", map[string]any{"query": target.Title, "k": 10, "user": map[string]any{"id": "u-e2e"}})
+	if code != 200 {
+		t.Fatalf("search: %d %s", code, body)
+	}
+	var res engine.Result
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Items) != 10 {
+		t.Fatalf("search returned %d items, want 10: %s", len(res.Items), body)
+	}
+	if res.Bundle != version || res.RequestID == "" {
+		t.Fatalf("search result bundle %q request id %q", res.Bundle, res.RequestID)
+	}
+	found := false
+	for _, h := range res.Items {
+		found = found || h.ID == target.ID
+	}
+	if !found && target.Available {
+		t.Errorf("searching for the exact title of %s did not return it: %s", target.ID, body)
+	}
+
+	code, body = post(t, base+"/v1/recommend", map[string]any{"user": map[string]any{"id": "u-e2e"}, "recent_items": []string{items[1].ID, items[2].ID}, "k": 10})
+	if code != 200 {
+		t.Fatalf("recommend: %d %s", code, body)
+	}
+	var rec engine.Result
+	json.Unmarshal(body, &rec)
+	if len(rec.Items) != 10 {
+		t.Fatalf("recommend returned %d items, want 10", len(rec.Items))
+	}
+	for _, h := range rec.Items {
+		if h.ID == items[1].ID || h.ID == items[2].ID {
+			t.Errorf("recommend returned a recent item %s", h.ID)
+		}
+	}
+
+	click := map[string]any{"type": "click", "schema_version": 1, "timestamp": time.Now().UTC().Format(time.RFC3339),
+		"user_id": "u-e2e", "item_id": res.Items[0].ID, "request_id": res.RequestID, "position": 0}
+	code, body = post(t, base+"/v1/feedback", click)
+	if code != http.StatusAccepted {
+		t.Fatalf("feedback: %d %s", code, body)
+	}
+	var accepted struct {
+		EventID string `json:"event_id"`
+	}
+	json.Unmarshal(body, &accepted)
+
+	// Read the topic back with a Kafka consumer: both impressions and the click.
+	kcfg := cfg.Kafka
+	kcfg.Brokers = s.KafkaBrokers
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var impressions, clicks int
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := feedback.ReadTopic(ctx, kcfg, nil, func(ev feedback.Event, r *kgo.Record) error {
+			switch {
+			case ev.Type == feedback.TypeImpression && ev.RequestID == res.RequestID:
+				if len(ev.Items) != 10 || len(ev.Items[0].Features) != len(ev.FeatureNames) || ev.Bundle != version {
+					return fmt.Errorf("impression malformed: %+v", ev)
+				}
+				if ev.Items[0].ItemID != res.Items[0].ID {
+					return fmt.Errorf("impression item 0 = %s, response item 0 = %s", ev.Items[0].ItemID, res.Items[0].ID)
+				}
+				impressions++
+			case ev.Type == feedback.TypeImpression && ev.RequestID == rec.RequestID:
+				impressions++
+			case ev.Type == feedback.TypeClick && ev.EventID == accepted.EventID:
+				if string(r.Key) != "u-e2e" {
+					return fmt.Errorf("click keyed %q, want the user id", r.Key)
+				}
+				clicks++
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if impressions == 2 && clicks == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic holds %d of 2 impressions and %d of 1 click", impressions, clicks)
+		}
+		time.Sleep(100 * time.Millisecond) // impressions are produced asynchronously
+	}
+
+	// Readiness covers the bundle, Redis and Kafka.
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "redis") || !strings.Contains(string(b), "kafka") {
+		t.Fatalf("readyz: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A catalog with a duplicate id and an empty title fails the build with both
+// line numbers, and the server keeps serving the previous bundle.
+func TestBuild_BadCatalogKeepsServing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, realRedis(t))
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 3}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	good := buildBundle(t, cfg)
+	s, base := startServer(t, cfg)
+
+	lines := readLines(t, cfg.Build.Catalog)
+	var first map[string]any
+	json.Unmarshal([]byte(lines[0]), &first)
+	var dup, empty map[string]any
+	json.Unmarshal([]byte(lines[4]), &dup)
+	dup["id"] = first["id"] // line 5 repeats line 1's id
+	json.Unmarshal([]byte(lines[9]), &empty)
+	empty["title"] = "" // line 10 has an empty title
+	lines[4], lines[9] = mustJSON(dup), mustJSON(empty)
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+
+	cfg.Build.Catalog = bad
+	_, err := offline.Build(context.Background(), buildOptions(cfg))
+	if err == nil {
+		t.Fatal("build of a bad catalog succeeded")
+	}
+	for _, want := range []string{"line 5", "line 10", "duplicate", "title"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("build error does not mention %q: %v", want, err)
+		}
+	}
+	if err := s.reload(context.Background()); err != nil {
+		t.Fatalf("reload after a failed build: %v", err)
+	}
+	if s.Engine.Current() != good {
+		t.Fatalf("serving %q after a failed build, want %q", s.Engine.Current(), good)
+	}
+	code, body := post(t, base+"/v1/search", map[string]any{"query": "gift", "k": 5})
+	if code != 200 {
+		t.Fatalf("search after failed build: %d %s", code, body)
+	}
+}
+
+func readLines(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/api"
+	"github.com/recsys-dev/recsys/bundle"
+	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/engine"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/internal/ort"
+	"github.com/recsys-dev/recsys/internal/redisd"
+	"github.com/recsys-dev/recsys/rank"
+	"github.com/recsys-dev/recsys/rules"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve [--config FILE]", stdout)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	log := cfg.Log.Logger(stderr)
+	s, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return s.Run(ctx, ln)
+}
+
+// Server is the whole serving process, wired from a configuration. Tests
+// start it on port 0 exactly as main does.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	Registry *prometheus.Registry
+	Engine   *engine.Engine
+	API      *api.Server
+	// KafkaBrokers and RedisAddr are the addresses in use, embedded or not.
+	KafkaBrokers []string
+	RedisAddr    string
+
+	producer *feedback.Producer
+	closers  []func()
+}
+
+// Open starts the dependencies (embedded ones when no address is
+// configured), loads the current bundle and builds the HTTP server.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: log, Registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
+		return nil, err
+	}
+	set, err := rules.Compile(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+
+	s.KafkaBrokers = cfg.Kafka.Brokers
+	if len(s.KafkaBrokers) == 0 {
+		b, err := feedback.StartBroker(cfg.Embedded.Kafka, log)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { b.Close() })
+		s.KafkaBrokers = b.Addrs()
+		log.Info("kafka.brokers is empty: started the embedded Kafka-protocol broker", "addrs", s.KafkaBrokers, "data_dir", cfg.Embedded.Kafka.DataDir)
+	}
+	kcfg := cfg.Kafka
+	kcfg.Brokers = s.KafkaBrokers
+	if s.producer, err = feedback.NewProducer(kcfg, log, s.Registry); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.producer.Close() })
+	if err := s.producer.EnsureTopic(ctx); err != nil {
+		return nil, err
+	}
+
+	rcfg := cfg.Redis
+	if rcfg.Addr == "" {
+		r, err := redisd.Start(cfg.Embedded.RedisAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, r.Close)
+		rcfg.Addr = r.Addr()
+		log.Info("redis.addr is empty: started the in-process Redis-protocol server", "addr", rcfg.Addr)
+	}
+	s.RedisAddr = rcfg.Addr
+	client := rank.NewRedisClient(rcfg)
+	s.closers = append(s.closers, func() { client.Close() })
+	store, err := rank.NewStore(client, cfg.Rank.Config, s.Registry)
+	if err != nil {
+		return nil, err
+	}
+
+	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
+		Features: store, Seeder: store, Impressions: s.producer, Rules: set,
+		Load:   engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime},
+		Logger: log, Registerer: s.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Engine.Close)
+	if err := s.reload(ctx); err != nil {
+		return nil, err
+	}
+
+	s.API, err = api.New(cfg.Server, api.Deps{
+		Engine: s.Engine, Feedback: s.producer, Logger: log,
+		Registerer: s.Registry, Gatherer: s.Registry,
+		Checks: []api.Check{
+			{Name: "bundle", Fn: s.Engine.Ready},
+			{Name: "redis", Fn: func(ctx context.Context) error { return pingRedis(ctx, client) }},
+			{Name: "kafka", Fn: s.producer.Ping},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func pingRedis(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }
+
+// reload loads the bundle CURRENT names if it is not the live one. A bundle
+// that fails to load is refused and the live one keeps serving.
+func (s *Server) reload(ctx context.Context) error {
+	v, err := bundle.Current(s.cfg.Bundles.Dir)
+	if err != nil {
+		if errors.Is(err, bundle.ErrNoBundle) {
+			return fmt.Errorf("%w: run `recsys build` first", err)
+		}
+		return err
+	}
+	if v == s.Engine.Current() {
+		return nil
+	}
+	return s.Engine.Load(ctx, filepath.Join(s.cfg.Bundles.Dir, v))
+}
+
+// Run serves on ln until ctx ends, reloading on SIGHUP and on the poll interval.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if d := s.cfg.Bundles.PollInterval; d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		tick = t.C
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.API.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "bundle", s.Engine.Current())
+	for {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return s.API.Shutdown(sctx)
+		case err := <-errc:
+			return err
+		case <-hup:
+			s.logReload(ctx, "sighup")
+		case <-tick:
+			s.logReload(ctx, "poll")
+		}
+	}
+}
+
+func (s *Server) logReload(ctx context.Context, why string) {
+	if err := s.reload(ctx); err != nil {
+		s.log.Error("bundle refused, the live bundle keeps serving", "trigger", why, "live", s.Engine.Current(), "err", err)
+	}
+}
+
+// Close stops everything Open started, in reverse order.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}

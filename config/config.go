@@ -1,0 +1,219 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/recsys-dev/recsys/api"
+	"github.com/recsys-dev/recsys/embed"
+	"github.com/recsys-dev/recsys/engine"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/rank"
+	"github.com/recsys-dev/recsys/rules"
+)
+
+// Config is the whole configuration of the binary.
+type Config struct {
+	Log         Log              `yaml:"log"`
+	Server      api.Config       `yaml:"server"`
+	Bundles     Bundles          `yaml:"bundles"`
+	Build       Build            `yaml:"build"`
+	Embed       Embed            `yaml:"embed"`
+	Index       index.Config     `yaml:"index"`
+	Engine      engine.Config    `yaml:"engine"`
+	Rank        Rank             `yaml:"rank"`
+	Rules       rules.Config     `yaml:"rules"`
+	Redis       rank.RedisConfig `yaml:"redis"`
+	Kafka       feedback.Config  `yaml:"kafka"`
+	Embedded    Embedded         `yaml:"embedded"`
+	ONNXRuntime ONNXRuntime      `yaml:"onnxruntime"`
+}
+
+// ONNXRuntime locates the ONNX Runtime shared library.
+type ONNXRuntime struct {
+	Library string `yaml:"library"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Bundles says where bundles live and how the server follows them.
+type Bundles struct {
+	Dir string `yaml:"dir"`
+	// Keep is how many published bundles a build leaves on disk (the current
+	// one is never removed), so a rollback target is always there.
+	Keep int `yaml:"keep"`
+	// PollInterval is how often serve checks CURRENT for a new version; 0
+	// disables polling (SIGHUP and POST /admin/reload still reload).
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Build configures `recsys build`.
+type Build struct {
+	Catalog string `yaml:"catalog"` // JSONL or CSV
+}
+
+// Embed holds the embedding model's build parameters and its runtime settings.
+type Embed struct {
+	Model   embed.ModelConfig   `yaml:"model"`
+	Runtime embed.EncoderConfig `yaml:"runtime"`
+}
+
+// Rank holds the feature specs and linear weights, and the scorer's runtime settings.
+type Rank struct {
+	rank.Config `yaml:",inline"`
+	Runtime     rank.ScorerConfig `yaml:"runtime"`
+}
+
+// Embedded configures the in-process stand-ins used when redis.addr or
+// kafka.brokers are empty. They speak the real wire protocols on 127.0.0.1.
+type Embedded struct {
+	Kafka     feedback.BrokerConfig `yaml:"kafka"`
+	RedisAddr string                `yaml:"redis_addr"`
+}
+
+// Load reads path, applies env (os.Environ() form) and validates.
+func Load(path string, env []string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	cfg, err := Parse(b, env)
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes b strictly over the defaults, applies env and validates.
+func Parse(b []byte, env []string) (*Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	// yaml.v3 merges a map into the default one; a file that lists weights
+	// means exactly those weights.
+	var probe struct {
+		Rank struct {
+			Weights map[string]float32 `yaml:"weights"`
+		} `yaml:"rank"`
+	}
+	if err := yaml.Unmarshal(b, &probe); err == nil && probe.Rank.Weights != nil {
+		cfg.Rank.Weights = probe.Rank.Weights
+	}
+	if err := applyEnv(cfg, env); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every section and joins the errors, each prefixed with
+// its section's key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(section string, err error) {
+		if err == nil {
+			return
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, fmt.Errorf("%s.%s", section, line))
+		}
+	}
+	add("log", c.Log.validate())
+	add("server", c.Server.Validate())
+	add("bundles", c.Bundles.validate())
+	if c.Build.Catalog == "" {
+		add("build", errors.New("catalog: must be set"))
+	}
+	add("embed.model", c.Embed.Model.Validate())
+	// Model paths come from the bundle being loaded, not from this file.
+	embedRuntime, rankRuntime := c.Embed.Runtime, c.Rank.Runtime
+	embedRuntime.ModelPath, rankRuntime.ModelPath = "from-bundle", "from-bundle"
+	add("embed.runtime", embedRuntime.Validate())
+	add("index", c.Index.Validate())
+	add("engine", c.Engine.Validate())
+	add("rank", c.Rank.Config.Validate())
+	add("rank.runtime", rankRuntime.Validate())
+	// Compiling is the only full check of a rule; its errors carry their
+	// "rules." key paths already.
+	if _, err := rules.Compile(c.Rules); err != nil {
+		errs = append(errs, err)
+	}
+	// An empty address selects the embedded server; the section's other
+	// keys are still checked, against a placeholder address.
+	redisCfg, kafkaCfg := c.Redis, c.Kafka
+	if redisCfg.Addr == "" {
+		redisCfg.Addr = "127.0.0.1:6379"
+	}
+	if len(kafkaCfg.Brokers) == 0 {
+		kafkaCfg.Brokers = []string{"127.0.0.1:9092"}
+	}
+	add("redis", redisCfg.Validate())
+	add("kafka", kafkaCfg.Validate())
+	add("embedded.kafka", c.Embedded.Kafka.Validate())
+	if c.ONNXRuntime.Library == "" {
+		add("onnxruntime", errors.New("library: must be set"))
+	}
+	return errors.Join(errs...)
+}
+
+func (l Log) validate() error {
+	var errs []error
+	if _, err := l.SlogLevel(); err != nil {
+		errs = append(errs, err)
+	}
+	if l.Format != "text" && l.Format != "json" {
+		errs = append(errs, fmt.Errorf("format: must be text or json, got %q", l.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// SlogLevel returns the configured level.
+func (l Log) SlogLevel() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("level: must be debug, info, warn or error, got %q", l.Level)
+	}
+	return lv, nil
+}
+
+// Logger builds the process logger on w.
+func (l Log) Logger(w io.Writer) *slog.Logger {
+	lv, _ := l.SlogLevel()
+	opts := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (b Bundles) validate() error {
+	var errs []error
+	if b.Dir == "" {
+		errs = append(errs, errors.New("dir: must be set"))
+	}
+	if b.Keep < 1 {
+		errs = append(errs, fmt.Errorf("keep: must be >= 1, got %d", b.Keep))
+	}
+	if b.PollInterval < 0 {
+		errs = append(errs, errors.New("poll_interval: must be >= 0"))
+	}
+	return errors.Join(errs...)
+}

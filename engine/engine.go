@@ -1,0 +1,244 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recsys-dev/recsys/embed"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/rules"
+)
+
+// Config tunes the online pipeline.
+type Config struct {
+	// Candidates is how many items retrieval hands to ranking (at least k).
+	Candidates int `yaml:"candidates"`
+	// RankTimeout bounds scoring; past it retrieval order is served.
+	RankTimeout time.Duration `yaml:"rank_timeout"`
+	// RecentDecay weighs the i-th most recent item by RecentDecay^i when a
+	// user vector is built from recent items.
+	RecentDecay float64 `yaml:"recent_decay"`
+	// MaxRecent is how many recent items a user vector uses at most.
+	MaxRecent int `yaml:"max_recent"`
+	// QueryCacheSize bounds the cache of query embeddings (entries).
+	QueryCacheSize int `yaml:"query_cache_size"`
+}
+
+// Validate reports every bad value with its key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Candidates < 1 || c.Candidates > 10000 {
+		errs = append(errs, fmt.Errorf("candidates: must be in 1..10000, got %d", c.Candidates))
+	}
+	if c.RankTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("rank_timeout: must be > 0"))
+	}
+	if c.RecentDecay <= 0 || c.RecentDecay > 1 {
+		errs = append(errs, fmt.Errorf("recent_decay: must be in (0, 1], got %g", c.RecentDecay))
+	}
+	if c.MaxRecent < 1 {
+		errs = append(errs, fmt.Errorf("max_recent: must be >= 1"))
+	}
+	if c.QueryCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("query_cache_size: must be >= 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// FeatureStore fetches item feature rows for one bundle version. It bounds
+// the fetch by its own timeout and leaves defaults in dst on error.
+type FeatureStore interface {
+	Fetch(ctx context.Context, version string, ids []string, dst, defaults []float32) (missing int, err error)
+}
+
+// FeatureSeeder writes a bundle's item features into the store when the
+// store does not hold them yet (a fresh embedded Redis, a flushed cluster).
+type FeatureSeeder interface {
+	Ready(ctx context.Context, version string) (bool, error)
+	WriteItems(ctx context.Context, version string, ids []string, rows [][]float32) error
+	MarkReady(ctx context.Context, version string) error
+}
+
+// ImpressionSink receives the impression event of every response. It must
+// not block the request.
+type ImpressionSink interface {
+	PublishAsync(ev feedback.Event)
+}
+
+// Deps are the engine's collaborators.
+type Deps struct {
+	Features    FeatureStore
+	Seeder      FeatureSeeder // may be nil when features are written at build time
+	Impressions ImpressionSink
+	Rules       *rules.Set
+	Load        LoadOptions
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Now         func() time.Time
+}
+
+// Engine serves requests from the live generation.
+type Engine struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	now     func() time.Time
+	cache   *embed.Cache
+	m       *metrics
+	current atomic.Pointer[Generation]
+}
+
+// New returns an engine with no bundle loaded; call Load before serving.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Features == nil {
+		return nil, errors.New("engine: a feature store is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	e := &Engine{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	var err error
+	if e.m, err = newMetrics(deps.Registerer); err != nil {
+		return nil, err
+	}
+	if cfg.QueryCacheSize > 0 {
+		if e.cache, err = embed.NewCache(embed.CacheConfig{Size: cfg.QueryCacheSize}, deps.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Current returns the live generation's version, or "".
+func (e *Engine) Current() string {
+	if g := e.current.Load(); g != nil {
+		return g.Version()
+	}
+	return ""
+}
+
+// Ready reports whether a bundle is loaded (for readiness checks).
+func (e *Engine) Ready(context.Context) error {
+	if e.current.Load() == nil {
+		return ErrNotReady
+	}
+	return nil
+}
+
+// Load opens the bundle in dir, seeds its features if the store lacks them,
+// runs a smoke query against it and only then makes it live. On any error
+// the previous generation keeps serving.
+func (e *Engine) Load(ctx context.Context, dir string) error {
+	g, err := OpenGeneration(dir, e.deps.Load)
+	if err != nil {
+		e.m.loads.WithLabelValues("refused").Inc()
+		return err
+	}
+	if err := e.seed(ctx, g); err != nil {
+		g.close()
+		e.m.loads.WithLabelValues("refused").Inc()
+		return err
+	}
+	if err := e.smoke(ctx, g); err != nil {
+		g.close()
+		e.m.loads.WithLabelValues("refused").Inc()
+		return fmt.Errorf("load bundle %s: smoke query: %w", g.Version(), err)
+	}
+	e.publish(g)
+	e.m.loads.WithLabelValues("loaded").Inc()
+	e.log.Info("bundle loaded", "version", g.Version(), "items", g.Manifest.Items, "dim", g.Manifest.Dim)
+	return nil
+}
+
+// publish makes g live and retires the generation it replaces.
+func (e *Engine) publish(g *Generation) {
+	if old := e.current.Swap(g); old != nil {
+		old.retire()
+		e.m.bundle.DeleteLabelValues(old.Version())
+	}
+	e.m.bundle.WithLabelValues(g.Version()).Set(1)
+}
+
+// Close retires the live generation.
+func (e *Engine) Close() {
+	if g := e.current.Swap(nil); g != nil {
+		g.retire()
+	}
+}
+
+func (e *Engine) seed(ctx context.Context, g *Generation) error {
+	s := e.deps.Seeder
+	if s == nil {
+		return nil
+	}
+	ok, err := s.Ready(ctx, g.Version())
+	if err != nil {
+		return fmt.Errorf("load bundle %s: feature store: %w", g.Version(), err)
+	}
+	if ok {
+		return nil
+	}
+	rows, err := ReadFeatureRows(g.Dir, g.Manifest)
+	if err != nil {
+		return fmt.Errorf("load bundle %s: %w", g.Version(), err)
+	}
+	ids := make([]string, len(g.items))
+	for i := range g.items {
+		ids[i] = g.items[i].ID
+	}
+	if err := s.WriteItems(ctx, g.Version(), ids, rows); err != nil {
+		return fmt.Errorf("load bundle %s: seed features: %w", g.Version(), err)
+	}
+	if err := s.MarkReady(ctx, g.Version()); err != nil {
+		return fmt.Errorf("load bundle %s: seed features: %w", g.Version(), err)
+	}
+	e.log.Info("seeded feature store from bundle", "version", g.Version(), "items", len(ids))
+	return nil
+}
+
+// smoke runs every model of g once so a bundle that loads but cannot serve
+// is refused before it goes live.
+func (e *Engine) smoke(ctx context.Context, g *Generation) error {
+	vecs, err := g.encoder.Encode(ctx, []string{g.items[0].Title})
+	if err != nil {
+		return err
+	}
+	hits := g.index.Search(vecs[0], 1, nil)
+	if len(hits) != 1 {
+		return fmt.Errorf("index returned %d hits for k=1", len(hits))
+	}
+	x := make([]float32, len(g.Manifest.FeatureNames))
+	scores, err := g.scorer.Score(ctx, x, 1)
+	if err != nil {
+		return err
+	}
+	if len(scores) != 1 {
+		return fmt.Errorf("ranker returned %d scores for 1 row", len(scores))
+	}
+	return nil
+}
+
+// acquire pins the live generation for one request.
+func (e *Engine) acquire() (*Generation, error) {
+	for {
+		g := e.current.Load()
+		if g == nil {
+			return nil, ErrNotReady
+		}
+		if g.acquire() {
+			return g, nil
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/recsys-dev/recsys/bundle"
+	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/embed"
+	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/rank"
+)
+
+// Bundle file names shared by the builder (offline) and the loader here.
+const (
+	ItemsFile    = "items.jsonl"
+	EmbedFile    = "embed.onnx"
+	IndexFile    = "index.snap"
+	RankerFile   = "ranker.onnx"
+	FeaturesFile = "features.bin"
+)
+
+// Index is the retrieval structure a generation searches.
+type Index interface {
+	Search(q []float32, k int, filter index.Filter) []index.Hit
+	Vector(id int32) []float32
+	Len() int
+}
+
+// Encoder embeds texts with the generation's embedding model.
+type Encoder interface {
+	Encode(ctx context.Context, texts []string) ([][]float32, error)
+	Featurizer() *embed.Featurizer
+	Close() error
+}
+
+// Scorer scores a row-major candidate feature matrix.
+type Scorer interface {
+	Score(ctx context.Context, x []float32, n int) ([]float32, error)
+	Close() error
+}
+
+// Generation is one loaded bundle. It is immutable once published.
+type Generation struct {
+	Manifest *bundle.Manifest
+	Dir      string
+
+	items   []catalog.Item
+	byID    map[string]int32
+	popular []int32 // item ids by descending popularity, for cold-start users
+	index   Index
+	encoder Encoder
+	scorer  Scorer
+
+	// layout assembles ranker vectors in the bundle's feature order;
+	// itemDefaults fill store rows that are missing.
+	layout       rank.Layout
+	itemDefaults []float32
+
+	refs    atomic.Int64
+	retired atomic.Bool
+	once    sync.Once
+	drained chan struct{}
+}
+
+// LoadOptions are what opening a generation needs besides the bundle.
+type LoadOptions struct {
+	Encoder embed.EncoderConfig
+	Scorer  rank.ScorerConfig
+}
+
+// OpenGeneration verifies and loads the bundle in dir. Nothing is shared
+// with any other generation, so a failure here leaves the live one intact.
+func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
+	m, err := bundle.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	g = &Generation{Manifest: m, Dir: dir, drained: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	if g.items, err = catalog.ReadFile(filepath.Join(dir, ItemsFile)); err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
+	if len(g.items) != m.Items {
+		return nil, fmt.Errorf("load bundle %s: %d items, manifest says %d", m.Version, len(g.items), m.Items)
+	}
+	g.byID = make(map[string]int32, len(g.items))
+	for i := range g.items {
+		g.byID[g.items[i].ID] = int32(i)
+	}
+	g.popular = make([]int32, len(g.items))
+	for i := range g.popular {
+		g.popular[i] = int32(i)
+	}
+	sort.SliceStable(g.popular, func(a, b int) bool {
+		return g.items[g.popular[a]].Popularity > g.items[g.popular[b]].Popularity
+	})
+
+	ix, err := index.LoadExact(filepath.Join(dir, IndexFile))
+	if err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
+	if ix.Len() != m.Items || ix.Dim() != m.Dim {
+		return nil, fmt.Errorf("load bundle %s: index holds %d x %d, manifest says %d x %d", m.Version, ix.Len(), ix.Dim(), m.Items, m.Dim)
+	}
+	g.index = ix
+
+	ec := opts.Encoder
+	ec.ModelPath = filepath.Join(dir, m.EmbedModel.File)
+	enc, err := embed.Open(ec, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
+	g.encoder = enc
+	if enc.Dim() != m.Dim {
+		return nil, fmt.Errorf("load bundle %s: embedding model gives dim %d, manifest says %d", m.Version, enc.Dim(), m.Dim)
+	}
+
+	sc := opts.Scorer
+	sc.ModelPath = filepath.Join(dir, m.Ranker.File)
+	scorer, err := rank.OpenScorer(sc, m.FeatureNames)
+	if err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
+	g.scorer = scorer
+
+	g.layout, g.itemDefaults = layoutOf(m)
+	return g, nil
+}
+
+// layoutOf rebuilds the feature specs from the manifest: a feature is an
+// item feature when it has a store column, else the engine computes it.
+func layoutOf(m *bundle.Manifest) (rank.Layout, []float32) {
+	isItem := make(map[string]bool, len(m.ItemFeatureNames))
+	for _, n := range m.ItemFeatureNames {
+		isItem[n] = true
+	}
+	var cfg rank.Config
+	var itemDefaults []float32
+	for i, n := range m.FeatureNames {
+		spec := rank.FeatureSpec{Name: n, Source: rank.SourceRequest, Default: m.FeatureDefaults[i]}
+		if isItem[n] {
+			spec.Source = rank.SourceItem
+			itemDefaults = append(itemDefaults, spec.Default)
+		}
+		cfg.Features = append(cfg.Features, spec)
+	}
+	return rank.NewLayout(cfg), itemDefaults
+}
+
+// Items returns the generation's items (read-only).
+func (g *Generation) Items() []catalog.Item { return g.items }
+
+// Version is the bundle version.
+func (g *Generation) Version() string { return g.Manifest.Version }
+
+// acquire pins g for one request; it fails if g was retired meanwhile.
+func (g *Generation) acquire() bool {
+	g.refs.Add(1)
+	if g.retired.Load() {
+		g.release()
+		return false
+	}
+	return true
+}
+
+func (g *Generation) release() {
+	if g.refs.Add(-1) == 0 && g.retired.Load() {
+		g.once.Do(func() { close(g.drained) })
+	}
+}
+
+// retire marks g as replaced and closes its models once the last request
+// holding it has released it.
+func (g *Generation) retire() {
+	g.retired.Store(true)
+	if g.refs.Load() == 0 {
+		g.once.Do(func() { close(g.drained) })
+	}
+	go func() {
+		<-g.drained
+		g.close()
+	}()
+}
+
+func (g *Generation) close() {
+	// Fields are assigned only after a successful open, so nil means "never opened".
+	if g.encoder != nil {
+		g.encoder.Close()
+	}
+	if g.scorer != nil {
+		g.scorer.Close()
+	}
+}
+
+// ReadFeatureRows reads the item feature rows written by the builder:
+// little-endian float32, items x len(ItemFeatureNames).
+func ReadFeatureRows(dir string, m *bundle.Manifest) ([][]float32, error) {
+	b, err := os.ReadFile(filepath.Join(dir, FeaturesFile))
+	if err != nil {
+		return nil, fmt.Errorf("read features: %w", err)
+	}
+	f := len(m.ItemFeatureNames)
+	if len(b) != 4*f*m.Items {
+		return nil, fmt.Errorf("read features: %d bytes, want %d items x %d features", len(b), m.Items, f)
+	}
+	rows := make([][]float32, m.Items)
+	flat := make([]float32, f*m.Items)
+	for i := range flat {
+		flat[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	for i := range rows {
+		rows[i] = flat[i*f : (i+1)*f : (i+1)*f]
+	}
+	return rows, nil
+}

@@ -1,0 +1,335 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/embed"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/rules"
+)
+
+// stageInput is what both surfaces hand to the shared second half of the pipeline.
+type stageInput struct {
+	surface   string
+	requestID string
+	query     string
+	vec       []float32 // nil: cold start, rank popular items
+	k         int
+	user      User
+	filters   Filters
+	exclude   map[int32]bool
+	explain   bool
+}
+
+// Search answers a text query.
+func (e *Engine) Search(ctx context.Context, req SearchRequest) (Result, error) {
+	g, err := e.acquire()
+	if err != nil {
+		return Result{}, err
+	}
+	defer g.release()
+	q := strings.TrimSpace(req.Query)
+	if q == "" {
+		return Result{}, badInput("query", "must not be empty")
+	}
+	if err := checkK(req.K); err != nil {
+		return Result{}, err
+	}
+	if ids, _ := g.encoder.Featurizer().Featurize(q); len(ids) == 0 {
+		return Result{}, badInput("query", "has no searchable terms")
+	}
+	start := time.Now()
+	vec, err := e.embedQuery(ctx, g, q)
+	if err != nil {
+		return Result{}, err
+	}
+	e.m.stage.WithLabelValues("search", "embed").Observe(time.Since(start).Seconds())
+	return e.run(ctx, g, stageInput{surface: "search", requestID: req.RequestID, query: q, vec: vec,
+		k: req.K, user: req.User, filters: req.Filters, explain: req.Explain})
+}
+
+// Recommend answers for a user (a vector built from recent items, or
+// popular items for a user with none) or for items similar to a seed item.
+func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, error) {
+	g, err := e.acquire()
+	if err != nil {
+		return Result{}, err
+	}
+	defer g.release()
+	if err := checkK(req.K); err != nil {
+		return Result{}, err
+	}
+	in := stageInput{surface: "recommend", requestID: req.RequestID, k: req.K, user: req.User,
+		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}}
+	start := time.Now()
+	switch {
+	case req.SeedItem != "":
+		id, ok := g.byID[req.SeedItem]
+		if !ok {
+			return Result{}, notFound("seed_item", fmt.Sprintf("unknown item id %q", req.SeedItem))
+		}
+		in.vec = g.index.Vector(id)
+		in.exclude[id] = true
+	case len(req.RecentItems) > 0:
+		in.vec = e.userVector(g, req.RecentItems, in.exclude)
+		if in.vec == nil {
+			return Result{}, notFound("recent_items", "none of the item ids is in the catalog")
+		}
+	case req.User.ID != "":
+		// No history yet: rank popular items (cold start).
+	default:
+		return Result{}, badInput("recent_items", "is required unless user.id or seed_item is given")
+	}
+	e.m.stage.WithLabelValues("recommend", "embed").Observe(time.Since(start).Seconds())
+	return e.run(ctx, g, in)
+}
+
+func checkK(k int) error {
+	if k < 1 || k > 1000 {
+		return badInput("k", "must be between 1 and 1000")
+	}
+	return nil
+}
+
+func (e *Engine) embedQuery(ctx context.Context, g *Generation, q string) ([]float32, error) {
+	// Texts with one normal form share an embedding; the key carries the
+	// version because a new model maps the same text elsewhere.
+	key := g.Version() + "\x00" + embed.Normalize(q)
+	if e.cache != nil {
+		if v, ok := e.cache.Get(key); ok {
+			return v, nil
+		}
+	}
+	vecs, err := g.encoder.Encode(ctx, []string{q})
+	if err != nil {
+		return nil, fmt.Errorf("embed query: %w", err)
+	}
+	if e.cache != nil {
+		e.cache.Put(key, vecs[0])
+	}
+	return vecs[0], nil
+}
+
+// userVector is the decayed, weighted mean of the recent items' embeddings,
+// most recent first. Unknown ids are skipped (items leave catalogs), and the
+// known ones are excluded from the results.
+func (e *Engine) userVector(g *Generation, recent []string, exclude map[int32]bool) []float32 {
+	var vec []float32
+	w := 1.0
+	used := 0
+	for _, id := range recent {
+		i, ok := g.byID[id]
+		if !ok {
+			continue
+		}
+		exclude[i] = true
+		if used >= e.cfg.MaxRecent {
+			continue
+		}
+		v := g.index.Vector(i)
+		if vec == nil {
+			vec = make([]float32, len(v))
+		}
+		for j, x := range v {
+			vec[j] += float32(w) * x
+		}
+		w *= e.cfg.RecentDecay
+		used++
+	}
+	if vec == nil {
+		return nil
+	}
+	var norm float64
+	for _, x := range vec {
+		norm += float64(x) * float64(x)
+	}
+	if norm = math.Sqrt(norm); norm > 0 {
+		for j := range vec {
+			vec[j] = float32(float64(vec[j]) / norm)
+		}
+	}
+	return vec
+}
+
+func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result, error) {
+	res := Result{RequestID: in.requestID, Bundle: g.Version(), Items: []Hit{}}
+	now := e.now()
+	keep := e.keep(g, in, now)
+
+	start := time.Now()
+	depth := max(e.cfg.Candidates, in.k)
+	var hits []index.Hit
+	if in.vec != nil {
+		hits = g.index.Search(in.vec, depth, keep)
+	} else {
+		hits = g.popularHits(depth, keep)
+	}
+	e.m.stage.WithLabelValues(in.surface, "retrieve").Observe(time.Since(start).Seconds())
+	if len(hits) == 0 {
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+
+	start = time.Now()
+	n, names := len(hits), g.Manifest.FeatureNames
+	x, degraded := e.features(ctx, g, hits)
+	if degraded {
+		res.Degraded = append(res.Degraded, "features")
+	}
+	e.m.stage.WithLabelValues(in.surface, "features").Observe(time.Since(start).Seconds())
+
+	start = time.Now()
+	scores, err := e.score(ctx, g, x, n)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		// Serve retrieval order with rules applied rather than fail the request.
+		e.m.degraded.WithLabelValues("ranking").Inc()
+		e.log.Warn("ranking failed, serving retrieval order", "bundle", g.Version(), "err", err)
+		res.Degraded = append(res.Degraded, "ranking")
+		scores = make([]float32, n)
+		for i, h := range hits {
+			scores[i] = h.Score
+		}
+	}
+	e.m.stage.WithLabelValues(in.surface, "score").Observe(time.Since(start).Seconds())
+
+	start = time.Now()
+	ranked := e.applyRules(g, hits, scores, in, now)
+	e.m.stage.WithLabelValues(in.surface, "rules").Observe(time.Since(start).Seconds())
+
+	f := len(names)
+	if len(ranked) > in.k {
+		ranked = ranked[:in.k]
+	}
+	for _, c := range ranked {
+		i := c.Ref
+		h := Hit{ID: c.Item.ID, Title: c.Item.Title, Brand: c.Item.Brand, Category: c.Item.Category, Price: c.Item.Price,
+			Score: c.Score, RetrievalScore: hits[i].Score, RetrievalRank: i + 1}
+		if in.explain {
+			h.Features = x[i*f : (i+1)*f : (i+1)*f]
+			h.Rules = c.Fired
+		}
+		res.Items = append(res.Items, h)
+	}
+	if in.explain {
+		res.FeatureNames = names
+	}
+	e.emitImpression(g, in, res, ranked, x, now)
+	return res, nil
+}
+
+// features assembles the n x F ranker matrix: item features from the store
+// (defaults when it is slow, down or lacks an item) and request features.
+func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit) ([]float32, bool) {
+	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
+	ids := make([]string, n)
+	for i, h := range hits {
+		ids[i] = g.items[h.ID].ID
+	}
+	rows := make([]float32, n*fi)
+	_, err := e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
+	degraded := err != nil
+	if degraded {
+		e.m.degraded.WithLabelValues("features").Inc()
+		e.log.Warn("feature fetch failed, using defaults", "bundle", g.Version(), "err", err)
+	}
+	x := make([]float32, n*f)
+	for i, h := range hits {
+		g.layout.Fill(x[i*f:(i+1)*f], rows[i*fi:(i+1)*fi], h.Score, i)
+	}
+	return x, degraded
+}
+
+func (e *Engine) score(ctx context.Context, g *Generation, x []float32, n int) ([]float32, error) {
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.RankTimeout)
+	defer cancel()
+	s, err := g.scorer.Score(rctx, x, n)
+	if err == nil && len(s) != n {
+		err = fmt.Errorf("ranker returned %d scores for %d rows", len(s), n)
+	}
+	if err == nil {
+		for _, v := range s {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, errors.New("ranker returned a non-finite score")
+			}
+		}
+	}
+	return s, err
+}
+
+// popularHits is retrieval for users without history: the most popular
+// items that pass the filter, scored by their rank.
+func (g *Generation) popularHits(k int, keep index.Filter) []index.Hit {
+	out := make([]index.Hit, 0, k)
+	for _, id := range g.popular {
+		if keep != nil && !keep(id) {
+			continue
+		}
+		out = append(out, index.Hit{ID: id, Score: 0})
+		if len(out) == k {
+			break
+		}
+	}
+	return out
+}
+
+func (f *Filters) match(it *catalog.Item) bool {
+	if len(f.Categories) > 0 && !contains(f.Categories, it.Category) {
+		return false
+	}
+	if len(f.Brands) > 0 && !contains(f.Brands, it.Brand) {
+		return false
+	}
+	if f.PriceMin != nil && it.Price < *f.PriceMin {
+		return false
+	}
+	if f.PriceMax != nil && it.Price > *f.PriceMax {
+		return false
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked []rules.Candidate, x []float32, now time.Time) {
+	if e.deps.Impressions == nil || len(res.Items) == 0 {
+		return
+	}
+	f := len(g.Manifest.FeatureNames)
+	user := in.user.ID
+	if user == "" {
+		user = "anonymous:" + in.requestID
+	}
+	ev := feedback.Event{
+		EventID: uuid.NewString(), Type: feedback.TypeImpression, SchemaVersion: feedback.SchemaVersion,
+		Timestamp: now.UTC(), UserID: user, RequestID: in.requestID, Surface: in.surface,
+		Query: in.query, Bundle: g.Version(), FeatureNames: g.Manifest.FeatureNames,
+		Items: make([]feedback.ImpressionItem, len(res.Items)),
+	}
+	for pos, c := range ranked {
+		i := c.Ref
+		ev.Items[pos] = feedback.ImpressionItem{ItemID: c.Item.ID, Position: pos,
+			Score: c.Score, Features: x[i*f : (i+1)*f : (i+1)*f]}
+	}
+	e.deps.Impressions.PublishAsync(ev)
+}

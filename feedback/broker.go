@@ -1,0 +1,126 @@
+package feedback
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultBrokerAddr lets the operating system pick a free port.
+const DefaultBrokerAddr = "127.0.0.1:0"
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	// DataDir is where the log and the broker's state are kept so events
+	// survive a restart. Empty keeps everything in memory (tests, demos).
+	DataDir string `yaml:"data_dir"`
+	// Addr is the listen address. The embedded broker is for one machine
+	// and has no authentication, so the host must be 127.0.0.1; port 0
+	// picks a free port.
+	Addr string `yaml:"addr"`
+	// SyncWrites fsyncs every produced batch before acknowledging it.
+	// Without it an acknowledged event survives a process crash (it is in
+	// the page cache) and a clean Close, but not a machine crash.
+	SyncWrites bool `yaml:"sync_writes"`
+}
+
+// Validate reports every invalid key, naming it.
+func (c BrokerConfig) Validate() error {
+	if c.Addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: must be 127.0.0.1:port: %w", err)
+	}
+	var errs []error
+	if host != "127.0.0.1" {
+		errs = append(errs, fmt.Errorf("addr: host must be 127.0.0.1, got %q: the embedded broker has no authentication", host))
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		errs = append(errs, errors.New("addr: port must be in [0, 65535]"))
+	}
+	return errors.Join(errs...)
+}
+
+// Broker is an in-process, single-node, Kafka-protocol broker (franz-go's
+// kfake) listening on 127.0.0.1. Clients talk to it exactly as to a real
+// cluster. Automatic topic creation is off, as on production clusters, so
+// the code path that creates the topic is the one production uses.
+type Broker struct {
+	c      *kfake.Cluster
+	unlock func() error
+	once   sync.Once
+	err    error
+}
+
+// StartBroker starts the embedded broker. With a DataDir it reloads the log
+// and state written by a previous run, and holds an exclusive lock on the
+// directory while it runs, because two brokers writing the same files would
+// corrupt them.
+func StartBroker(cfg BrokerConfig, logger *slog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("broker config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultBrokerAddr
+	}
+	_, portStr, _ := net.SplitHostPort(cfg.Addr)
+	port, _ := strconv.Atoi(portStr)
+
+	opts := []kfake.Opt{
+		// One node: Ports sets the broker count to the number of ports,
+		// and kfake always listens on 127.0.0.1.
+		kfake.Ports(port),
+		kfake.ClusterID("recsys-embedded"),
+		kfake.WithLogger(kfakeLogger{logger.With("component", "kafka-broker")}),
+	}
+	unlock := func() error { return nil }
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create broker data dir: %w", err)
+		}
+		var err error
+		unlock, err = lockDir(filepath.Join(cfg.DataDir, ".lock"))
+		if err != nil {
+			return nil, fmt.Errorf("lock broker data dir %s: %w", cfg.DataDir, err)
+		}
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		if cfg.SyncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		_ = unlock()
+		return nil, fmt.Errorf("start embedded kafka broker: %w", err)
+	}
+	b := &Broker{c: c, unlock: unlock}
+	logger.Info("embedded kafka broker started", "addrs", b.Addrs(), "data_dir", cfg.DataDir)
+	return b, nil
+}
+
+// Addrs returns the broker's listen addresses, for Config.Brokers.
+func (b *Broker) Addrs() []string { return b.c.ListenAddrs() }
+
+// Close stops the broker, writing its state to DataDir first. It is safe to
+// call more than once.
+func (b *Broker) Close() error {
+	b.once.Do(func() {
+		b.c.Close()
+		if err := b.unlock(); err != nil {
+			b.err = fmt.Errorf("unlock broker data dir: %w", err)
+		}
+	})
+	return b.err
+}

@@ -1,0 +1,107 @@
+package feedback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Defaults applied by NewProducer and ReadTopic to zero fields of Config.
+const (
+	DefaultTopic          = "recsys.events"
+	DefaultClientID       = "recsys"
+	DefaultProduceTimeout = 5 * time.Second
+)
+
+// Config configures the connection to the event log. The zero value of every
+// field except Brokers means "use the default".
+type Config struct {
+	// Brokers are seed addresses (host:port) of the Kafka cluster or of the
+	// embedded broker.
+	Brokers []string `yaml:"brokers"`
+	// Topic holds every event type; consumers tell them apart by the type
+	// field (and the event_type header), which keeps one user's impressions
+	// and actions ordered in one partition.
+	Topic    string `yaml:"topic"`
+	ClientID string `yaml:"client_id"`
+	// ProduceTimeout bounds Publish, the delivery of asynchronous records
+	// and the flush on Close.
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	// Partitions is the partition count EnsureTopic creates the topic with;
+	// 0 leaves it to the broker's default. An existing topic is not changed.
+	Partitions int `yaml:"partitions"`
+}
+
+// Validate reports every invalid key, naming it.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: must list at least one host:port"))
+	}
+	for i, b := range c.Brokers {
+		if err := checkHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("brokers[%d]: %w", i, err))
+		}
+	}
+	if c.Topic != "" {
+		if err := checkTopicName(c.Topic); err != nil {
+			errs = append(errs, fmt.Errorf("topic: %w", err))
+		}
+	}
+	if c.ProduceTimeout < 0 {
+		errs = append(errs, errors.New("produce_timeout: must be >= 0 (0 means the default 5s)"))
+	}
+	if c.Partitions < 0 || c.Partitions > 10000 {
+		errs = append(errs, errors.New("partitions: must be in [0, 10000] (0 means the broker's default)"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.ProduceTimeout == 0 {
+		c.ProduceTimeout = DefaultProduceTimeout
+	}
+	return c
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port: %w", err)
+	}
+	if host == "" {
+		return errors.New("host must not be empty")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return errors.New("port must be in [1, 65535]")
+	}
+	return nil
+}
+
+// checkTopicName applies Kafka's own rules so that a typo fails at startup
+// rather than as a broker error on the first request.
+func checkTopicName(t string) error {
+	if t == "." || t == ".." {
+		return errors.New(`must not be "." or ".."`)
+	}
+	if len(t) > 249 {
+		return errors.New("longer than 249 characters")
+	}
+	for _, r := range t {
+		ok := r == '.' || r == '_' || r == '-' ||
+			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("invalid character %q (allowed: letters, digits, '.', '_', '-')", r)
+		}
+	}
+	return nil
+}

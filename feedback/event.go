@@ -1,0 +1,483 @@
+package feedback
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Event types.
+const (
+	TypeImpression = "impression"
+	TypeClick      = "click"
+	TypePurchase   = "purchase"
+)
+
+// Surfaces an impression can come from.
+const (
+	SurfaceSearch    = "search"
+	SurfaceRecommend = "recommend"
+)
+
+// SchemaVersion is the only event schema version this package writes and
+// accepts. A consumer that sees another version must not guess its meaning.
+const SchemaVersion = 1
+
+// Limits on outside input. They are generous for real traffic and exist so
+// that one request cannot make the log, or the training job, hold megabytes
+// of junk.
+const (
+	MaxEventBytes    = 1 << 20
+	MaxIDBytes       = 256
+	MaxQueryBytes    = 1024
+	MaxItems         = 1000
+	MaxFeatureNames  = 1024
+	MaxFutureSkew    = 5 * time.Minute
+	MaxEventAge      = 30 * 24 * time.Hour
+	maxFieldPathDesc = 64
+)
+
+// Event is one feedback event, schema version 1. It is the JSON body clients
+// post and the value of every record on the events topic.
+type Event struct {
+	// EventID is the idempotency key; EnsureID assigns a UUID when a client
+	// sent none, so every record on the topic carries one.
+	EventID       string    `json:"event_id,omitempty"`
+	Type          string    `json:"type"`
+	SchemaVersion int       `json:"schema_version"`
+	Timestamp     time.Time `json:"timestamp"`
+	UserID        string    `json:"user_id"`
+	// ItemID is required for clicks and purchases and absent on impressions,
+	// whose items are in Items.
+	ItemID string `json:"item_id,omitempty"`
+	// RequestID links an action to the impression it came from.
+	RequestID string `json:"request_id,omitempty"`
+	// Position is where the acted-on item was shown, when the client knows.
+	Position *int `json:"position,omitempty"`
+	// Value is the purchase amount; only purchases carry it.
+	Value   *float64 `json:"value,omitempty"`
+	Surface string   `json:"surface,omitempty"`
+	Query   string   `json:"query,omitempty"`
+	// Bundle is the bundle version that served the impression, so training
+	// can tell generations apart.
+	Bundle       string           `json:"bundle,omitempty"`
+	FeatureNames []string         `json:"feature_names,omitempty"`
+	Items        []ImpressionItem `json:"items,omitempty"`
+}
+
+// ImpressionItem is one served item of an impression with the feature vector
+// that the ranker actually saw, in the order of Event.FeatureNames.
+type ImpressionItem struct {
+	ItemID   string    `json:"item_id"`
+	Position int       `json:"position"`
+	Score    float32   `json:"score"`
+	Features []float32 `json:"features,omitempty"`
+}
+
+// FieldError says which field of an event is wrong and why. Field is a JSON
+// path such as "items[3].item_id", or "body" when the document as a whole is
+// malformed.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// ClientError reports the error as the client's fault, for the HTTP layer to
+// answer 400 with the field and the reason.
+func (e *FieldError) ClientError() (field, reason string) { return e.Field, e.Reason }
+
+func fieldErr(field, reason string) *FieldError { return &FieldError{Field: field, Reason: reason} }
+
+// EnsureID assigns a random UUID as EventID when it is empty and returns the
+// ID. The HTTP layer calls it after Decode so it can return the ID to clients
+// that did not send one.
+func (e *Event) EnsureID() string {
+	if e.EventID == "" {
+		e.EventID = uuid.NewString()
+	}
+	return e.EventID
+}
+
+// wireEvent shadows the fields whose decoding errors encoding/json cannot
+// name precisely: timestamps, to give one message for every malformed form,
+// and items, which are decoded one by one so that errors carry the index.
+type wireEvent struct {
+	*eventAlias
+	Timestamp json.RawMessage   `json:"timestamp"`
+	Items     []json.RawMessage `json:"items,omitempty"`
+}
+
+// eventAlias drops Event's methods so that decoding it does not recurse.
+type eventAlias Event
+
+// Decode parses one event from an outside body and validates it against now.
+// Parsing is strict: unknown fields, trailing data and more than one JSON
+// value are rejected. Every error is a *FieldError.
+func Decode(body []byte, now time.Time) (Event, error) {
+	ev, err := unmarshalStrict(body)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := ev.Validate(now); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// unmarshalStrict parses without the validation rules, which the reader
+// applies separately (replayed events are older than the ingestion window).
+func unmarshalStrict(body []byte) (Event, error) {
+	if len(body) > MaxEventBytes {
+		return Event{}, fieldErr("body", fmt.Sprintf("larger than %d bytes", MaxEventBytes))
+	}
+	var ev Event
+	w := wireEvent{eventAlias: (*eventAlias)(&ev)}
+	if err := decodeOne(body, &w, ""); err != nil {
+		return Event{}, err
+	}
+	if len(w.Timestamp) > 0 && !bytes.Equal(w.Timestamp, []byte("null")) {
+		var s string
+		if err := json.Unmarshal(w.Timestamp, &s); err != nil {
+			return Event{}, fieldErr("timestamp", "must be an RFC 3339 string")
+		}
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return Event{}, fieldErr("timestamp", "must be an RFC 3339 string")
+		}
+		ev.Timestamp = ts
+	}
+	if w.Items != nil {
+		if len(w.Items) > MaxItems {
+			return Event{}, fieldErr("items", fmt.Sprintf("more than %d items", MaxItems))
+		}
+		ev.Items = make([]ImpressionItem, len(w.Items))
+		for i, raw := range w.Items {
+			if err := decodeOne(raw, &ev.Items[i], "items["+strconv.Itoa(i)+"]"); err != nil {
+				return Event{}, err
+			}
+		}
+	}
+	return ev, nil
+}
+
+// decodeOne decodes exactly one JSON object into v, rejecting unknown fields
+// and trailing data, and turns encoding/json's errors into field errors
+// prefixed with prefix.
+func decodeOne(data []byte, v any, prefix string) error {
+	where := prefix
+	if where == "" {
+		where = "body"
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return fieldErr(where, "empty")
+	}
+	if trimmed[0] != '{' {
+		return fieldErr(where, "must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonFieldError(err, prefix)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fieldErr(where, "trailing data after the JSON object")
+	}
+	return nil
+}
+
+func jsonFieldError(err error, prefix string) *FieldError {
+	join := func(name string) string {
+		if prefix == "" {
+			return name
+		}
+		return prefix + "." + name
+	}
+	where := prefix
+	if where == "" {
+		where = "body"
+	}
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := where
+		// Fields of the embedded alias come with its type name in front.
+		if name := strings.TrimPrefix(typeErr.Field, "eventAlias."); name != "" {
+			field = join(name)
+		}
+		return fieldErr(field, "must be "+jsonKind(typeErr.Type.Kind().String())+", got "+firstWord(typeErr.Value))
+	case errors.As(err, &syntaxErr):
+		return fieldErr(where, fmt.Sprintf("invalid JSON at offset %d", syntaxErr.Offset))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fieldErr(where, "truncated JSON")
+	}
+	// encoding/json reports unknown fields only as text.
+	const unknown = `json: unknown field "`
+	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, unknown), `"`)
+		if len(name) > maxFieldPathDesc || !utf8.ValidString(name) {
+			name = name[:min(len(name), maxFieldPathDesc)]
+			name = strings.ToValidUTF8(name, "?")
+		}
+		if name == "" {
+			return fieldErr(where, `unknown field ""`)
+		}
+		return fieldErr(join(name), "unknown field")
+	}
+	return fieldErr(where, "invalid JSON")
+}
+
+func jsonKind(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	}
+	return "a " + kind
+}
+
+// firstWord keeps "number" of "number 1.5": the value itself is client input
+// and does not belong in an error message.
+func firstWord(s string) string {
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Validate checks an event against the schema with now as the current time:
+// the envelope first (type, version, ids, timestamp window), then the
+// payload of the event's type. It is for events built in-process, such as
+// the impressions the engine emits; Decode calls it for outside input.
+func (e *Event) Validate(now time.Time) error {
+	if err := e.validateEnvelope(); err != nil {
+		return err
+	}
+	if err := e.checkTimeWindow(now); err != nil {
+		return err
+	}
+	return e.validatePayload()
+}
+
+// validateStructure is Validate without the ingestion time window, for
+// events replayed from the log and for the producer's last check.
+func (e *Event) validateStructure() error {
+	if err := e.validateEnvelope(); err != nil {
+		return err
+	}
+	return e.validatePayload()
+}
+
+func (e *Event) validateEnvelope() error {
+	switch e.Type {
+	case TypeImpression, TypeClick, TypePurchase:
+	case "":
+		return fieldErr("type", "required")
+	default:
+		return fieldErr("type", "must be one of impression, click, purchase")
+	}
+	if e.SchemaVersion != SchemaVersion {
+		return fieldErr("schema_version", "must be 1")
+	}
+	if e.EventID != "" {
+		if err := checkID("event_id", e.EventID); err != nil {
+			return err
+		}
+	}
+	if e.UserID == "" {
+		return fieldErr("user_id", "required")
+	}
+	if err := checkID("user_id", e.UserID); err != nil {
+		return err
+	}
+	if e.RequestID != "" {
+		if err := checkID("request_id", e.RequestID); err != nil {
+			return err
+		}
+	}
+	if e.Timestamp.IsZero() {
+		return fieldErr("timestamp", "required")
+	}
+	return nil
+}
+
+func (e *Event) checkTimeWindow(now time.Time) error {
+	if e.Timestamp.After(now.Add(MaxFutureSkew)) {
+		return fieldErr("timestamp", "more than 5 minutes in the future")
+	}
+	if e.Timestamp.Before(now.Add(-MaxEventAge)) {
+		return fieldErr("timestamp", "older than 30 days")
+	}
+	return nil
+}
+
+func (e *Event) validatePayload() error {
+	if e.Bundle != "" {
+		if err := checkID("bundle", e.Bundle); err != nil {
+			return err
+		}
+	}
+	if e.Surface != "" && e.Surface != SurfaceSearch && e.Surface != SurfaceRecommend {
+		return fieldErr("surface", "must be one of search, recommend")
+	}
+	if len(e.Query) > MaxQueryBytes {
+		return fieldErr("query", fmt.Sprintf("longer than %d bytes", MaxQueryBytes))
+	}
+	if !utf8.ValidString(e.Query) {
+		return fieldErr("query", "must be valid UTF-8")
+	}
+	if e.Position != nil && *e.Position < 0 {
+		return fieldErr("position", "must be >= 0")
+	}
+	if e.Type == TypeImpression {
+		return e.validateImpression()
+	}
+	return e.validateAction()
+}
+
+// validateAction checks clicks and purchases: one item, no served list.
+func (e *Event) validateAction() error {
+	if e.ItemID == "" {
+		return fieldErr("item_id", "required for "+e.Type)
+	}
+	if err := checkID("item_id", e.ItemID); err != nil {
+		return err
+	}
+	if e.Value != nil {
+		if e.Type != TypePurchase {
+			return fieldErr("value", "only allowed for purchase")
+		}
+		if v := *e.Value; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return fieldErr("value", "must be a finite number >= 0")
+		}
+	}
+	if len(e.Items) > 0 {
+		return fieldErr("items", "only allowed for impression")
+	}
+	if len(e.FeatureNames) > 0 {
+		return fieldErr("feature_names", "only allowed for impression")
+	}
+	return nil
+}
+
+func (e *Event) validateImpression() error {
+	if e.ItemID != "" {
+		return fieldErr("item_id", "not allowed for impression, use items")
+	}
+	if e.Position != nil {
+		return fieldErr("position", "not allowed for impression, use items[].position")
+	}
+	if e.Value != nil {
+		return fieldErr("value", "only allowed for purchase")
+	}
+	if e.Surface == "" {
+		return fieldErr("surface", "required for impression")
+	}
+	if len(e.FeatureNames) > MaxFeatureNames {
+		return fieldErr("feature_names", fmt.Sprintf("more than %d names", MaxFeatureNames))
+	}
+	names := make(map[string]struct{}, len(e.FeatureNames))
+	for i, name := range e.FeatureNames {
+		field := "feature_names[" + strconv.Itoa(i) + "]"
+		if name == "" {
+			return fieldErr(field, "required")
+		}
+		if err := checkID(field, name); err != nil {
+			return err
+		}
+		if _, dup := names[name]; dup {
+			return fieldErr(field, "duplicate feature name")
+		}
+		names[name] = struct{}{}
+	}
+	if len(e.Items) == 0 {
+		return fieldErr("items", "required for impression")
+	}
+	if len(e.Items) > MaxItems {
+		return fieldErr("items", fmt.Sprintf("more than %d items", MaxItems))
+	}
+	positions := make(map[int]struct{}, len(e.Items))
+	for i := range e.Items {
+		if err := e.validateItem(i, positions); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Event) validateItem(i int, positions map[int]struct{}) error {
+	it := &e.Items[i]
+	prefix := "items[" + strconv.Itoa(i) + "]."
+	if it.ItemID == "" {
+		return fieldErr(prefix+"item_id", "required")
+	}
+	if err := checkID(prefix+"item_id", it.ItemID); err != nil {
+		return err
+	}
+	if it.Position < 0 {
+		return fieldErr(prefix+"position", "must be >= 0")
+	}
+	if _, dup := positions[it.Position]; dup {
+		return fieldErr(prefix+"position", "duplicate position")
+	}
+	positions[it.Position] = struct{}{}
+	if !finite32(it.Score) {
+		return fieldErr(prefix+"score", "must be finite")
+	}
+	if len(it.Features) != len(e.FeatureNames) {
+		return fieldErr(prefix+"features", fmt.Sprintf("has %d values, feature_names has %d", len(it.Features), len(e.FeatureNames)))
+	}
+	for j, f := range it.Features {
+		if !finite32(f) {
+			return fieldErr(prefix+"features["+strconv.Itoa(j)+"]", "must be finite")
+		}
+	}
+	return nil
+}
+
+func finite32(f float32) bool {
+	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+}
+
+// checkID applies the rules every identifier shares: ids end up as Kafka
+// keys, Redis keys and log fields, where control characters and unbounded
+// lengths cause trouble far from the request that sent them.
+func checkID(field, s string) error {
+	if s == "" {
+		return fieldErr(field, "must not be empty")
+	}
+	if len(s) > MaxIDBytes {
+		return fieldErr(field, fmt.Sprintf("longer than %d bytes", MaxIDBytes))
+	}
+	if !utf8.ValidString(s) {
+		return fieldErr(field, "must be valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fieldErr(field, "must not contain control characters")
+		}
+	}
+	return nil
+}

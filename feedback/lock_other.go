@@ -1,0 +1,7 @@
+//go:build !unix
+
+package feedback
+
+// lockDir is a no-op where flock is unavailable; the embedded broker then
+// relies on the operator not to start two brokers on one data dir.
+func lockDir(string) (func() error, error) { return func() error { return nil }, nil }

@@ -1,0 +1,45 @@
+package redisd
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/alicebob/miniredis/v2"
+)
+
+// Server is an in-process Redis-protocol server listening on 127.0.0.1.
+type Server struct {
+	mr *miniredis.Miniredis
+	// addr is kept because miniredis cannot report it after Close, and
+	// callers log or compare it after shutting down.
+	addr string
+}
+
+// Start listens on addr, which must be a 127.0.0.1 (or localhost) address;
+// port 0 picks any free port. An empty addr means "127.0.0.1:0". Only the
+// loopback interface is allowed because the embedded server has no
+// authentication and must never be reachable from the network.
+func Start(addr string) (*Server, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("start redis server %q: %w", addr, err)
+	}
+	if host != "127.0.0.1" && !strings.EqualFold(host, "localhost") {
+		return nil, fmt.Errorf("start redis server %q: host must be 127.0.0.1", addr)
+	}
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr(addr); err != nil {
+		return nil, fmt.Errorf("start redis server %q: %w", addr, err)
+	}
+	return &Server{mr: mr, addr: mr.Addr()}, nil
+}
+
+// Addr is the host:port the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// Close stops the server and drops its data. It is safe to call twice.
+func (s *Server) Close() { s.mr.Close() }

@@ -1,0 +1,259 @@
+package offline
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"time"
+
+	"github.com/recsys-dev/recsys/bundle"
+	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/embed"
+	"github.com/recsys-dev/recsys/engine"
+	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/rank"
+)
+
+// FeatureWriter stores a bundle's item features in the serving store.
+type FeatureWriter interface {
+	WriteItems(ctx context.Context, version string, ids []string, rows [][]float32) error
+	MarkReady(ctx context.Context, version string) error
+	DeleteVersion(ctx context.Context, version string) error
+}
+
+// BuildOptions are the inputs of one build.
+type BuildOptions struct {
+	Catalog    string // JSONL or CSV
+	BundlesDir string
+	Keep       int // published bundles to keep (the current one is always kept)
+	Model      embed.ModelConfig
+	Encoder    embed.EncoderConfig
+	Index      index.Config
+	Rank       rank.Config
+	// Features, when set, receives the item features at build time; when nil
+	// (embedded Redis) the server seeds its store from the bundle at load.
+	Features FeatureWriter
+	Progress io.Writer // human progress lines; nil for none
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// DictFile holds the category and brand dictionaries behind the id features.
+const DictFile = "dict.json"
+
+// Build runs the whole pipeline and returns the published manifest.
+func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &progress{w: o.Progress}
+	now := o.Now().UTC()
+
+	p.step("read and validate catalog %s", o.Catalog)
+	items, err := catalog.ReadFile(o.Catalog)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	sum, err := bundle.SHA256File(o.Catalog)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	p.done("%d items", len(items))
+
+	stage, err := bundle.Create(o.BundlesDir, bundle.NewVersion(now))
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	published := false
+	defer func() {
+		if !published {
+			stage.Abort()
+		}
+	}()
+	m := &bundle.Manifest{CreatedAt: now, CatalogSHA256: sum, CatalogSource: o.Catalog,
+		Items: len(items), IndexBackend: o.Index.Backend, Metrics: map[string]float64{}}
+
+	if err := writeItems(stage.Path(engine.ItemsFile), items); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+
+	p.step("write embedding model")
+	model, err := embed.BuildHashedModel(o.Model)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := os.WriteFile(stage.Path(engine.EmbedFile), model, 0o644); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	m.EmbedModel = bundle.Model{File: engine.EmbedFile, Kind: "hashed-ngram-bag", Version: shortHash(model)}
+	p.done("%d bytes", len(model))
+
+	p.step("embed %d items", len(items))
+	vecs, dim, secs, err := embedItems(ctx, stage.Path(engine.EmbedFile), o.Encoder, items, p)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	m.Dim = dim
+	m.Metrics["embed_items_per_second"] = float64(len(items)) / secs
+	p.done("%.0f items/s", float64(len(items))/secs)
+
+	p.step("build %s index", o.Index.Backend)
+	ix, err := index.NewExact(dim, vecs)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := ix.WriteFile(stage.Path(engine.IndexFile)); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	p.done("%d vectors", ix.Len())
+
+	p.step("compute item features")
+	dict := rank.NewDict(items)
+	rows, err := rank.ItemFeatures(o.Rank, items, dict, now)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := writeRows(stage.Path(engine.FeaturesFile), rows); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := writeJSON(stage.Path(DictFile), dict); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	m.FeatureNames, m.FeatureDefaults, m.ItemFeatureNames = o.Rank.Names(), o.Rank.Defaults(), o.Rank.ItemNames()
+	p.done("%d features per item", len(m.ItemFeatureNames))
+
+	p.step("write linear ranker")
+	weights := make([]float32, len(m.FeatureNames))
+	for i, n := range m.FeatureNames {
+		weights[i] = o.Rank.Weights[n]
+	}
+	ranker, err := rank.BuildLinearModel(m.FeatureNames, weights, o.Rank.Bias)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := os.WriteFile(stage.Path(engine.RankerFile), ranker, 0o644); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	m.Ranker = bundle.Model{File: engine.RankerFile, Kind: "linear", Version: shortHash(ranker)}
+	p.done("%d features", len(m.FeatureNames))
+
+	if o.Features != nil {
+		p.step("write item features to the feature store")
+		ids := make([]string, len(items))
+		for i := range items {
+			ids[i] = items[i].ID
+		}
+		if err := o.Features.WriteItems(ctx, stage.Version, ids, rows); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+		if err := o.Features.MarkReady(ctx, stage.Version); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+		p.done("%d rows", len(rows))
+	}
+
+	p.step("publish bundle %s", stage.Version)
+	dir, err := stage.Publish(m, true)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	published = true
+	p.done("%s", dir)
+	o.Logger.Info("bundle published", "version", m.Version, "dir", dir, "items", m.Items)
+
+	removed, err := bundle.Prune(o.BundlesDir, o.Keep)
+	if err != nil {
+		o.Logger.Warn("prune old bundles", "err", err)
+	}
+	for _, v := range removed {
+		if o.Features != nil {
+			if err := o.Features.DeleteVersion(ctx, v); err != nil {
+				o.Logger.Warn("delete retired features", "version", v, "err", err)
+			}
+		}
+		o.Logger.Info("retired bundle", "version", v)
+	}
+	return m, nil
+}
+
+func embedItems(ctx context.Context, modelPath string, cfg embed.EncoderConfig, items []catalog.Item, p *progress) ([]float32, int, float64, error) {
+	cfg.ModelPath = modelPath
+	enc, err := embed.Open(cfg, nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer enc.Close()
+	texts := make([]string, len(items))
+	for i := range items {
+		texts[i] = items[i].Text()
+	}
+	start := time.Now()
+	out, err := enc.EncodeAll(ctx, texts, p.bar)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	secs := math.Max(time.Since(start).Seconds(), 1e-9)
+	dim := enc.Dim()
+	flat := make([]float32, 0, len(out)*dim)
+	for i, v := range out {
+		if len(v) != dim {
+			return nil, 0, 0, fmt.Errorf("embed item %d: got %d dims, want %d", i, len(v), dim)
+		}
+		flat = append(flat, v...)
+	}
+	return flat, dim, secs, nil
+}
+
+func writeItems(path string, items []catalog.Item) error {
+	return writeFile(path, func(w io.Writer) error { return catalog.WriteJSONL(w, items) })
+}
+
+func writeRows(path string, rows [][]float32) error {
+	return writeFile(path, func(w io.Writer) error {
+		var buf [4]byte
+		for _, r := range rows {
+			for _, v := range r {
+				binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
+				if _, err := w.Write(buf[:]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func writeJSON(path string, v any) error {
+	return writeFile(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(v) })
+}
+
+func writeFile(path string, fill func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = fill(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+package rank
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/recsys-dev/recsys/catalog"
+)
+
+// Feature sources.
+const (
+	// SourceItem features are computed per item at build time and served
+	// from the feature store.
+	SourceItem = "item"
+	// SourceRequest features are computed by the engine for each request.
+	SourceRequest = "request"
+)
+
+// Built-in item feature names (see ItemFeatures).
+const (
+	FeatLogPopularity = "log_popularity"
+	FeatLogPrice      = "log_price"
+	FeatAgeDays       = "age_days"
+	FeatAgeRating     = "age_rating"
+	FeatAvailable     = "available"
+	FeatCategoryID    = "category_id"
+	FeatBrandID       = "brand_id"
+)
+
+// Request feature names, filled by the engine (see Layout.Fill).
+const (
+	FeatRetrievalScore = "retrieval_score"
+	FeatRetrievalRank  = "retrieval_rank"
+)
+
+var (
+	itemFeatureNames    = []string{FeatLogPopularity, FeatLogPrice, FeatAgeDays, FeatAgeRating, FeatAvailable, FeatCategoryID, FeatBrandID}
+	requestFeatureNames = []string{FeatRetrievalScore, FeatRetrievalRank}
+)
+
+// FeatureSpec declares one feature of the ranking model's input vector.
+type FeatureSpec struct {
+	Name   string `yaml:"name"`
+	Source string `yaml:"source"`
+	// Default is served when a value is missing (an item absent from the
+	// store, an unknown creation date), so the vector is always complete.
+	Default float32 `yaml:"default"`
+}
+
+// Config is the rank section of the configuration.
+type Config struct {
+	// Features in the order of the model's input vector.
+	Features []FeatureSpec `yaml:"features"`
+	// Weights of the linear ranker by feature name; features without a
+	// weight count 0.
+	Weights map[string]float32 `yaml:"weights"`
+	Bias    float32            `yaml:"bias"`
+	// FetchTimeout bounds one feature-store round trip; past it the engine
+	// serves retrieval order rather than wait.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// KeyPrefix namespaces the store's keys so several deployments can
+	// share one Redis.
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// DefaultConfig declares every built-in feature with a small hand-set linear
+// ranker, a sensible start before a trained model exists.
+func DefaultConfig() Config {
+	return Config{
+		Features: []FeatureSpec{
+			{Name: FeatRetrievalScore, Source: SourceRequest},
+			{Name: FeatRetrievalRank, Source: SourceRequest},
+			{Name: FeatLogPopularity, Source: SourceItem},
+			{Name: FeatLogPrice, Source: SourceItem},
+			{Name: FeatAgeDays, Source: SourceItem, Default: 365},
+			{Name: FeatAgeRating, Source: SourceItem},
+			{Name: FeatAvailable, Source: SourceItem, Default: 1},
+			{Name: FeatCategoryID, Source: SourceItem},
+			{Name: FeatBrandID, Source: SourceItem},
+		},
+		Weights: map[string]float32{
+			FeatRetrievalScore: 1,
+			FeatLogPopularity:  0.05,
+			FeatAgeDays:        -0.0005,
+		},
+		FetchTimeout: 50 * time.Millisecond,
+		KeyPrefix:    "recsys",
+	}
+}
+
+// Validate reports every problem, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Features) == 0 {
+		errs = append(errs, errors.New("features: must not be empty"))
+	}
+	seen := make(map[string]int, len(c.Features))
+	for i, f := range c.Features {
+		key := fmt.Sprintf("features[%d]", i)
+		if f.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: must not be empty", key))
+		} else if j, dup := seen[f.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s.name: duplicate %q (also features[%d])", key, f.Name, j))
+		} else {
+			seen[f.Name] = i
+		}
+		if math.IsNaN(float64(f.Default)) || math.IsInf(float64(f.Default), 0) {
+			errs = append(errs, fmt.Errorf("%s.default: must be finite", key))
+		}
+		switch f.Source {
+		case SourceItem:
+			if f.Name != "" && !slices.Contains(itemFeatureNames, f.Name) {
+				errs = append(errs, fmt.Errorf("%s.name: unknown item feature %q (known: %s)", key, f.Name, strings.Join(itemFeatureNames, ", ")))
+			}
+		case SourceRequest:
+			if f.Name != "" && !slices.Contains(requestFeatureNames, f.Name) {
+				errs = append(errs, fmt.Errorf("%s.name: unknown request feature %q (known: %s)", key, f.Name, strings.Join(requestFeatureNames, ", ")))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("%s.source: must be item or request, got %q", key, f.Source))
+		}
+	}
+	names := make([]string, 0, len(c.Weights))
+	for name := range c.Weights {
+		names = append(names, name)
+	}
+	sort.Strings(names) // stable error order for a map
+	for _, name := range names {
+		if _, ok := seen[name]; !ok {
+			errs = append(errs, fmt.Errorf("weights.%s: not a declared feature", name))
+		}
+		if w := c.Weights[name]; math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+			errs = append(errs, fmt.Errorf("weights.%s: must be finite", name))
+		}
+	}
+	if c.FetchTimeout <= 0 {
+		errs = append(errs, errors.New("fetch_timeout: must be > 0"))
+	}
+	if c.KeyPrefix == "" {
+		errs = append(errs, errors.New("key_prefix: must not be empty"))
+	} else if strings.ContainsAny(c.KeyPrefix, " \t\r\n") {
+		errs = append(errs, errors.New("key_prefix: must not contain whitespace"))
+	}
+	return errors.Join(errs...)
+}
+
+// Names is every feature name in vector order.
+func (c Config) Names() []string {
+	out := make([]string, len(c.Features))
+	for i, f := range c.Features {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// ItemNames is the item-source feature names in declared order: the layout
+// of one row in the feature store.
+func (c Config) ItemNames() []string {
+	var out []string
+	for _, f := range c.Features {
+		if f.Source == SourceItem {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// Defaults is every feature's default in vector order.
+func (c Config) Defaults() []float32 {
+	out := make([]float32, len(c.Features))
+	for i, f := range c.Features {
+		out[i] = f.Default
+	}
+	return out
+}
+
+// ItemDefaults is the item-source defaults in store-row order, what
+// Store.Fetch takes.
+func (c Config) ItemDefaults() []float32 {
+	var out []float32
+	for _, f := range c.Features {
+		if f.Source == SourceItem {
+			out = append(out, f.Default)
+		}
+	}
+	return out
+}
+
+// ItemFeatures computes the store rows of items: one row per item, columns in
+// cfg.ItemNames() order. All rows share one backing array. now fixes age_days
+// so a build is reproducible; an item without a creation date gets the
+// age_days default, and an item dated in the future gets 0.
+func ItemFeatures(cfg Config, items []catalog.Item, d *Dict, now time.Time) ([][]float32, error) {
+	specs := make([]FeatureSpec, 0, len(cfg.Features))
+	for _, f := range cfg.Features {
+		if f.Source != SourceItem {
+			continue
+		}
+		if !slices.Contains(itemFeatureNames, f.Name) {
+			return nil, fmt.Errorf("item features: unknown item feature %q", f.Name)
+		}
+		specs = append(specs, f)
+	}
+	if d == nil {
+		d = &Dict{}
+	}
+	nf := len(specs)
+	backing := make([]float32, len(items)*nf)
+	rows := make([][]float32, len(items))
+	for i := range items {
+		it := &items[i]
+		row := backing[i*nf : (i+1)*nf : (i+1)*nf]
+		for j, f := range specs {
+			row[j] = itemFeature(f, it, d, now)
+		}
+		rows[i] = row
+	}
+	return rows, nil
+}
+
+func itemFeature(f FeatureSpec, it *catalog.Item, d *Dict, now time.Time) float32 {
+	switch f.Name {
+	case FeatLogPopularity:
+		return float32(math.Log1p(math.Max(it.Popularity, 0)))
+	case FeatLogPrice:
+		return float32(math.Log1p(math.Max(it.Price, 0)))
+	case FeatAgeDays:
+		if it.CreatedAt.IsZero() {
+			return f.Default
+		}
+		return float32(max(now.Sub(it.CreatedAt).Hours()/24, 0))
+	case FeatAgeRating:
+		return float32(it.AgeRating)
+	case FeatAvailable:
+		if it.Available {
+			return 1
+		}
+		return 0
+	case FeatCategoryID:
+		return float32(d.CategoryID(it.Category))
+	case FeatBrandID:
+		return float32(d.BrandID(it.Brand))
+	}
+	return f.Default
+}
+
+// Layout maps the declared vector onto its two sources, so the engine (and
+// the training job, replaying impressions) assemble vectors identically.
+type Layout struct {
+	n        int
+	itemPos  []int // vector position of each store-row column
+	scorePos int   // -1 when not declared
+	rankPos  int
+	defaults []float32
+}
+
+// NewLayout precomputes the positions of cfg's features.
+func NewLayout(cfg Config) Layout {
+	l := Layout{n: len(cfg.Features), scorePos: -1, rankPos: -1, defaults: cfg.Defaults()}
+	for i, f := range cfg.Features {
+		switch {
+		case f.Source == SourceItem:
+			l.itemPos = append(l.itemPos, i)
+		case f.Name == FeatRetrievalScore:
+			l.scorePos = i
+		case f.Name == FeatRetrievalRank:
+			l.rankPos = i
+		}
+	}
+	return l
+}
+
+// Len is the vector length.
+func (l Layout) Len() int { return l.n }
+
+// ItemLen is the store-row length.
+func (l Layout) ItemLen() int { return len(l.itemPos) }
+
+// Fill writes one full vector into dst (len Len()) from a store row (len
+// ItemLen()) and the request features. rank is 0-based as retrieval returns
+// it. Positions no source fills keep their defaults.
+func (l Layout) Fill(dst, itemRow []float32, retrievalScore float32, retrievalRank int) {
+	copy(dst, l.defaults)
+	for j, pos := range l.itemPos {
+		dst[pos] = itemRow[j]
+	}
+	if l.scorePos >= 0 {
+		dst[l.scorePos] = retrievalScore
+	}
+	if l.rankPos >= 0 {
+		dst[l.rankPos] = float32(retrievalRank)
+	}
+}

@@ -1,0 +1,232 @@
+package rules
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/recsys-dev/recsys/catalog"
+)
+
+// Candidate is one ranked item as business rules see it.
+type Candidate struct {
+	Item  *catalog.Item
+	Score float32
+	// Fired lists the business rules that changed this candidate (boosted
+	// it or held it back under a cap), for explain traces.
+	Fired []string
+	// Ref is the caller's own index (into its feature rows, say), carried
+	// through the reordering untouched.
+	Ref int
+}
+
+type program struct {
+	name string
+	prog *vm.Program // nil: a business rule without When applies to all
+}
+
+type business struct {
+	program
+	action string
+	amount float32
+	by     string
+	max    int
+}
+
+// Set is a compiled rule set. It is immutable and safe for concurrent use.
+type Set struct {
+	filters  []program
+	boosts   []business
+	caps     []business
+	vms      sync.Pool // *vm.VM: a VM keeps its stack between runs
+	runtimeE atomic.Uint64
+}
+
+// Compile validates cfg and compiles every expression against Env. All
+// problems are reported together, each with its rule's key and name and, for
+// expressions, the 1-based line and column.
+func Compile(cfg Config) (*Set, error) {
+	var errs []error
+	for _, err := range cfg.problems() {
+		errs = append(errs, fmt.Errorf("rules.%w", err))
+	}
+	s := &Set{vms: sync.Pool{New: func() any { return new(vm.VM) }}}
+	for i, f := range cfg.Filters {
+		p, err := compile(f.Expr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rules.filters[%d] %q: %w", i, f.Name, err))
+			continue
+		}
+		s.filters = append(s.filters, program{name: f.Name, prog: p})
+	}
+	for i, b := range cfg.Business {
+		r := business{program: program{name: b.Name}, action: b.Action, amount: float32(b.Amount), by: b.By, max: b.Max}
+		if b.When != "" {
+			p, err := compile(b.When)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("rules.business[%d] %q: %w", i, b.Name, err))
+				continue
+			}
+			r.prog = p
+		}
+		switch b.Action {
+		case ActionBoost:
+			s.boosts = append(s.boosts, r)
+		case ActionCap:
+			s.caps = append(s.caps, r)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// compile type-checks src against Env and requires a bool. A panic inside
+// the compiler (outside input reaches it) becomes an error rather than
+// taking the process down at load time.
+func compile(src string) (p *vm.Program, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("compiler panic: %v", r)
+		}
+	}()
+	p, err = expr.Compile(src, expr.Env(Env{}), expr.AsBool())
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			// expr counts columns from 0; editors and people count from 1.
+			return nil, fmt.Errorf("line %d, column %d: %s", fe.Line, fe.Column+1, fe.Message)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// RuntimeErrors counts evaluations that failed at run time (for example an
+// index out of range). A failing filter drops the item and a failing
+// condition does not fire: for rules such as age limits, failing closed is
+// the safe side. The engine exports this as a metric.
+func (s *Set) RuntimeErrors() uint64 { return s.runtimeE.Load() }
+
+// Len is the number of filter and business rules.
+func (s *Set) Len() (filters, business int) { return len(s.filters), len(s.boosts) + len(s.caps) }
+
+// eval runs p on env with m, treating a run-time error as false.
+func (s *Set) eval(m *vm.VM, p *vm.Program, env *Env) bool {
+	out, err := m.Run(p, env)
+	if err != nil {
+		s.runtimeE.Add(1)
+		return false
+	}
+	b, _ := out.(bool)
+	return b
+}
+
+// Keep reports whether the item env points at passes every filter rule.
+// It allocates nothing of its own; reading string and float fields through
+// expr's reflection still boxes them.
+func (s *Set) Keep(env *Env) bool {
+	if len(s.filters) == 0 {
+		return true
+	}
+	m := s.vms.Get().(*vm.VM)
+	keep := true
+	for i := range s.filters {
+		if !s.eval(m, s.filters[i].prog, env) {
+			keep = false
+			break
+		}
+	}
+	s.vms.Put(m)
+	return keep
+}
+
+// Apply runs the business rules over cands in place: it adds every matching
+// boost to the score, sorts by score descending (stable, so equal scores keep
+// retrieval order), then enforces caps. env carries the request (user,
+// query); its item is overwritten.
+//
+// Items over a cap move after all others, in score order, rather than being
+// dropped: the engine asks for more candidates than it returns, so the head
+// of the list still honours every cap, while a small candidate pool still
+// fills k instead of returning short pages. A caller that wants a hard cap
+// truncates at the first candidate whose Fired holds the cap rule.
+func (s *Set) Apply(cands []Candidate, env *Env) {
+	if len(s.boosts) == 0 && len(s.caps) == 0 {
+		return
+	}
+	m := s.vms.Get().(*vm.VM)
+	defer s.vms.Put(m)
+	if len(s.boosts) > 0 {
+		for i := range cands {
+			c := &cands[i]
+			env.SetItem(c.Item)
+			for j := range s.boosts {
+				r := &s.boosts[j]
+				if r.prog == nil || s.eval(m, r.prog, env) {
+					c.Score += r.amount
+					c.Fired = append(c.Fired, r.name)
+				}
+			}
+		}
+		slices.SortStableFunc(cands, func(a, b Candidate) int { return cmp.Compare(b.Score, a.Score) })
+	}
+	if len(s.caps) > 0 {
+		s.applyCaps(m, cands, env)
+	}
+}
+
+func (s *Set) applyCaps(m *vm.VM, cands []Candidate, env *Env) {
+	counts := make([]map[string]int, len(s.caps))
+	for i := range counts {
+		counts[i] = map[string]int{}
+	}
+	applies := make([]bool, len(s.caps))
+	var over []Candidate
+	kept := 0
+	for i := range cands {
+		c := cands[i]
+		env.SetItem(c.Item)
+		held := false
+		for j := range s.caps {
+			r := &s.caps[j]
+			key := c.Item.Brand
+			if r.by == ByCategory {
+				key = c.Item.Category
+			}
+			// An item without a brand (or category) is in no group, so no
+			// cap holds it back.
+			applies[j] = key != "" && (r.prog == nil || s.eval(m, r.prog, env))
+			if applies[j] && counts[j][key] >= r.max {
+				held = true
+				c.Fired = append(c.Fired, r.name)
+			}
+		}
+		if held {
+			over = append(over, c)
+			continue
+		}
+		// Only items that stay in the head count towards a cap, so a held
+		// item never uses up a slot another rule would grant.
+		for j := range s.caps {
+			if applies[j] {
+				key := c.Item.Brand
+				if s.caps[j].by == ByCategory {
+					key = c.Item.Category
+				}
+				counts[j][key]++
+			}
+		}
+		cands[kept] = c
+		kept++
+	}
+	copy(cands[kept:], over)
+}
