@@ -1,16 +1,13 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"math"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/recsys-dev/recsys/engine"
+	"github.com/recsys-dev/recsys/internal/strictjson"
 )
 
 // Limits on request fields. They protect the engine from work no client
@@ -32,11 +29,10 @@ type userBody struct {
 }
 
 type filtersBody struct {
-	Categories         []string `json:"categories"`
-	Brands             []string `json:"brands"`
-	PriceMin           *float64 `json:"price_min"`
-	PriceMax           *float64 `json:"price_max"`
-	IncludeUnavailable bool     `json:"include_unavailable"`
+	Categories []string `json:"categories"`
+	Brands     []string `json:"brands"`
+	PriceMin   *float64 `json:"price_min"`
+	PriceMax   *float64 `json:"price_max"`
 }
 
 // Nested objects decode themselves so that an unknown or mistyped field
@@ -44,25 +40,16 @@ type filtersBody struct {
 // decoder's DisallowUnknownFields would name only the last key.
 func (u *userBody) UnmarshalJSON(data []byte) error {
 	type plain userBody // no methods, so no recursion
-	return decodeNested(data, (*plain)(u), "user")
+	if err := strictjson.Decode(data, (*plain)(u), "user"); err != nil {
+		return err
+	}
+	return nil
 }
 
 func (f *filtersBody) UnmarshalJSON(data []byte) error {
 	type plain filtersBody
-	return decodeNested(data, (*plain)(f), "filters")
-}
-
-func decodeNested(data []byte, v any, prefix string) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		re := *jsonError(err)
-		if re.field == "body" {
-			re.field = prefix
-		} else {
-			re.field = prefix + "." + re.field
-		}
-		return &re
+	if err := strictjson.Decode(data, (*plain)(f), "filters"); err != nil {
+		return err
 	}
 	return nil
 }
@@ -165,75 +152,13 @@ func decodeRecommend(body []byte, lim kLimits) (engine.RecommendRequest, error) 
 }
 
 // decodeStrict decodes exactly one JSON object into v, rejecting unknown
-// fields, and turns encoding/json's errors into client errors naming the
-// field. json copies strings out of body, so nothing decoded aliases fiber's
-// reused buffers.
+// fields, with errors naming the field. json copies strings out of body, so
+// nothing decoded aliases fiber's reused buffers.
 func decodeStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return invalid("body", "must not be empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalid("body", "must contain a single JSON value")
+	if err := strictjson.Decode(body, v, ""); err != nil {
+		return invalid(err.Field, "%s", err.Reason)
 	}
 	return nil
-}
-
-func jsonError(err error) *requestError {
-	var (
-		te *json.UnmarshalTypeError
-		se *json.SyntaxError
-	)
-	var re *requestError
-	switch {
-	case errors.As(err, &re):
-		return re // already named by a nested decoder
-	case errors.As(err, &te):
-		field := te.Field
-		if field == "" {
-			field = "body"
-		}
-		return invalid(field, "must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
-	case errors.As(err, &se):
-		return invalid("body", "invalid JSON at byte %d", se.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return invalid("body", "truncated JSON")
-	}
-	// encoding/json has no typed error for unknown fields; its message is
-	// stable (`json: unknown field "name"`) and is the only way to name it.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if s, uerr := strconv.Unquote(name); uerr == nil {
-			name = s
-		}
-		if name == "" {
-			return invalid("body", `unknown field ""`)
-		}
-		return invalid(name, "unknown field")
-	}
-	return invalid("body", "invalid JSON")
-}
-
-// jsonKind names a Go kind the way a JSON client thinks of it.
-func jsonKind(kind string) string {
-	switch kind {
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "an integer"
-	case "float32", "float64":
-		return "a number"
-	case "string":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "slice", "array":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	}
-	return "a " + kind
 }
 
 func checkK(k *int, lim kLimits) (int, error) {
@@ -317,6 +242,5 @@ func checkFilters(f *filtersBody) (engine.Filters, error) {
 		out.Brands = f.Brands
 	}
 	out.PriceMin, out.PriceMax = f.PriceMin, f.PriceMax
-	out.IncludeUnavailable = f.IncludeUnavailable
 	return out, nil
 }

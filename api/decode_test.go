@@ -123,7 +123,7 @@ func checkAcceptedID(t *testing.T, id string) {
 
 func FuzzDecodeSearch(f *testing.F) {
 	for _, s := range []string{
-		`{"query":"red shoes","k":5,"user":{"id":"u","age":30},"filters":{"categories":["c"],"brands":["b"],"price_min":1,"price_max":2,"include_unavailable":true},"explain":true}`,
+		`{"query":"red shoes","k":5,"user":{"id":"u","age":30},"filters":{"categories":["c"],"brands":["b"],"price_min":1,"price_max":2},"explain":true}`,
 		`{"query":" "}`, `{"query":"a","k":0}`, `{"query":"a","filters":{"x":1}}`, `{"query":"a"}{}`,
 		`[]`, `null`, `{"query":"a","user":{"age":"1"}}`, `{"query":"\u0000"}`, ``,
 	} {
@@ -198,7 +198,7 @@ func wireUser(u engine.User) *userBody {
 
 func wireFilters(f engine.Filters) *filtersBody {
 	return &filtersBody{Categories: f.Categories, Brands: f.Brands, PriceMin: f.PriceMin,
-		PriceMax: f.PriceMax, IncludeUnavailable: f.IncludeUnavailable}
+		PriceMax: f.PriceMax}
 }
 
 func encodeSearch(t *testing.T, r engine.SearchRequest) []byte {

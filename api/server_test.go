@@ -101,7 +101,7 @@ func TestServer_MalformedRequests(t *testing.T) {
 func TestServer_Search(t *testing.T) {
 	env := newTestEnv(t, nil)
 	body := `{"query":"  red shoes ","k":5,"user":{"id":"u7","age":12},
-		"filters":{"categories":["shoes"],"brands":["acme"],"price_min":1.5,"price_max":99,"include_unavailable":true},
+		"filters":{"categories":["shoes"],"brands":["acme"],"price_min":1.5,"price_max":99},
 		"explain":true}`
 	r := env.do(t, http.MethodPost, "/v1/search", "application/json; charset=utf-8", body,
 		map[string]string{headerRequestID: "trace-42"})
@@ -112,7 +112,7 @@ func TestServer_Search(t *testing.T) {
 	want := engine.SearchRequest{
 		RequestID: "trace-42", Query: "red shoes", K: 5, User: engine.User{ID: "u7", Age: 12},
 		Filters: engine.Filters{Categories: []string{"shoes"}, Brands: []string{"acme"},
-			PriceMin: &lo, PriceMax: &hi, IncludeUnavailable: true},
+			PriceMin: &lo, PriceMax: &hi},
 		Explain: true,
 	}
 	if len(env.eng.searches) != 1 || !reflect.DeepEqual(env.eng.searches[0], want) {

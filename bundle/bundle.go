@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/recsys-dev/recsys/internal/atomicfile"
 )
 
 // CurrentName is the file in the bundles root naming the live version.
@@ -84,14 +86,14 @@ func (s *Stage) Publish(m *Manifest, makeCurrent bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("publish bundle %s: %w", s.Version, err)
 	}
-	if err := writeFileSync(filepath.Join(s.Dir, ManifestName), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(s.Dir, ManifestName), append(b, '\n')); err != nil {
 		return "", fmt.Errorf("publish bundle %s: %w", s.Version, err)
 	}
 	final := filepath.Join(s.Root, s.Version)
 	if err := os.Rename(s.Dir, final); err != nil {
 		return "", fmt.Errorf("publish bundle %s: %w", s.Version, err)
 	}
-	if err := syncDir(s.Root); err != nil {
+	if err := atomicfile.SyncDir(s.Root); err != nil {
 		return "", fmt.Errorf("publish bundle %s: %w", s.Version, err)
 	}
 	if makeCurrent {
@@ -107,14 +109,10 @@ func SetCurrent(root, version string) error {
 	if _, err := os.Stat(filepath.Join(root, version, ManifestName)); err != nil {
 		return fmt.Errorf("set current %s: %w", version, err)
 	}
-	tmp := filepath.Join(root, "."+CurrentName+".tmp")
-	if err := writeFileSync(tmp, []byte(version+"\n")); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(root, CurrentName), []byte(version+"\n")); err != nil {
 		return fmt.Errorf("set current %s: %w", version, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(root, CurrentName)); err != nil {
-		return fmt.Errorf("set current %s: %w", version, err)
-	}
-	return syncDir(root)
+	return nil
 }
 
 // Current returns the version CURRENT names, or ErrNoBundle.
@@ -219,29 +217,4 @@ func hashFile(path string) (File, error) {
 func SHA256File(path string) (string, error) {
 	f, err := hashFile(path)
 	return f.SHA256, err
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -159,9 +159,6 @@ func layoutOf(m *bundle.Manifest) (rank.Layout, []float32) {
 	return rank.NewLayout(cfg), itemDefaults
 }
 
-// Items returns the generation's items (read-only).
-func (g *Generation) Items() []catalog.Item { return g.items }
-
 // Version is the bundle version.
 func (g *Generation) Version() string { return g.Manifest.Version }
 

@@ -7,8 +7,6 @@ type Filters struct {
 	Brands     []string `json:"brands,omitempty"`
 	PriceMin   *float64 `json:"price_min,omitempty"`
 	PriceMax   *float64 `json:"price_max,omitempty"`
-	// IncludeUnavailable lifts the availability rule for this request.
-	IncludeUnavailable bool `json:"include_unavailable,omitempty"`
 }
 
 // User is what a request says about the person it is for.

@@ -3,9 +3,7 @@ package feedback
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -14,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/recsys-dev/recsys/internal/strictjson"
 )
 
 // Event types.
@@ -37,14 +37,13 @@ const SchemaVersion = 1
 // that one request cannot make the log, or the training job, hold megabytes
 // of junk.
 const (
-	MaxEventBytes    = 1 << 20
-	MaxIDBytes       = 256
-	MaxQueryBytes    = 1024
-	MaxItems         = 1000
-	MaxFeatureNames  = 1024
-	MaxFutureSkew    = 5 * time.Minute
-	MaxEventAge      = 30 * 24 * time.Hour
-	maxFieldPathDesc = 64
+	MaxEventBytes   = 1 << 20
+	MaxIDBytes      = 256
+	MaxQueryBytes   = 1024
+	MaxItems        = 1000
+	MaxFeatureNames = 1024
+	MaxFutureSkew   = 5 * time.Minute
+	MaxEventAge     = 30 * 24 * time.Hour
 )
 
 // Event is one feedback event, schema version 1. It is the JSON body clients
@@ -173,98 +172,13 @@ func unmarshalStrict(body []byte) (Event, error) {
 }
 
 // decodeOne decodes exactly one JSON object into v, rejecting unknown fields
-// and trailing data, and turns encoding/json's errors into field errors
-// prefixed with prefix.
+// and trailing data, with errors naming the field under prefix.
 func decodeOne(data []byte, v any, prefix string) error {
-	where := prefix
-	if where == "" {
-		where = "body"
-	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return fieldErr(where, "empty")
-	}
-	if trimmed[0] != '{' {
-		return fieldErr(where, "must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonFieldError(err, prefix)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fieldErr(where, "trailing data after the JSON object")
+	if err := strictjson.Decode(data, v, prefix); err != nil {
+		// Fields of the embedded alias come with its type name in front.
+		return fieldErr(strings.Replace(err.Field, "eventAlias.", "", 1), err.Reason)
 	}
 	return nil
-}
-
-func jsonFieldError(err error, prefix string) *FieldError {
-	join := func(name string) string {
-		if prefix == "" {
-			return name
-		}
-		return prefix + "." + name
-	}
-	where := prefix
-	if where == "" {
-		where = "body"
-	}
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := where
-		// Fields of the embedded alias come with its type name in front.
-		if name := strings.TrimPrefix(typeErr.Field, "eventAlias."); name != "" {
-			field = join(name)
-		}
-		return fieldErr(field, "must be "+jsonKind(typeErr.Type.Kind().String())+", got "+firstWord(typeErr.Value))
-	case errors.As(err, &syntaxErr):
-		return fieldErr(where, fmt.Sprintf("invalid JSON at offset %d", syntaxErr.Offset))
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return fieldErr(where, "truncated JSON")
-	}
-	// encoding/json reports unknown fields only as text.
-	const unknown = `json: unknown field "`
-	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
-		name := strings.TrimSuffix(strings.TrimPrefix(msg, unknown), `"`)
-		if len(name) > maxFieldPathDesc || !utf8.ValidString(name) {
-			name = name[:min(len(name), maxFieldPathDesc)]
-			name = strings.ToValidUTF8(name, "?")
-		}
-		if name == "" {
-			return fieldErr(where, `unknown field ""`)
-		}
-		return fieldErr(join(name), "unknown field")
-	}
-	return fieldErr(where, "invalid JSON")
-}
-
-func jsonKind(kind string) string {
-	switch kind {
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "an integer"
-	case "float32", "float64":
-		return "a number"
-	case "string":
-		return "a string"
-	case "slice", "array":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	}
-	return "a " + kind
-}
-
-// firstWord keeps "number" of "number 1.5": the value itself is client input
-// and does not belong in an error message.
-func firstWord(s string) string {
-	if i := strings.IndexByte(s, ' '); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // Validate checks an event against the schema with now as the current time:

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,7 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/recsys-dev/recsys/internal/atomicfile"
 )
 
 // Snapshot layout (all integers little-endian):
@@ -108,42 +108,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // WriteFile writes a snapshot to path atomically: a temporary file in the
 // same directory, fsynced, renamed over path, and the directory fsynced so
 // the rename itself survives a crash.
-func (e *Exact) WriteFile(path string) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+func (e *Exact) WriteFile(path string) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		_, err := e.WriteTo(w)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write index snapshot: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write index snapshot %s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if _, err = e.WriteTo(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		// Best effort: some file systems refuse to sync a directory.
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

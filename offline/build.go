@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/internal/atomicfile"
 	"github.com/recsys-dev/recsys/rank"
 )
 
@@ -214,11 +214,11 @@ func embedItems(ctx context.Context, modelPath string, cfg embed.EncoderConfig, 
 }
 
 func writeItems(path string, items []catalog.Item) error {
-	return writeFile(path, func(w io.Writer) error { return catalog.WriteJSONL(w, items) })
+	return atomicfile.Write(path, func(w io.Writer) error { return catalog.WriteJSONL(w, items) })
 }
 
 func writeRows(path string, rows [][]float32) error {
-	return writeFile(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		var buf [4]byte
 		for _, r := range rows {
 			for _, v := range r {
@@ -233,27 +233,5 @@ func writeRows(path string, rows [][]float32) error {
 }
 
 func writeJSON(path string, v any) error {
-	return writeFile(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(v) })
-}
-
-func writeFile(path string, fill func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(v) })
 }

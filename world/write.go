@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/internal/atomicfile"
 )
 
 // File names Write produces.
@@ -37,7 +38,7 @@ func Write(dir string, cfg Config, progress io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write world: %w", err)
 	}
-	err = writeAtomic(filepath.Join(dir, CatalogFile), func(out io.Writer) error {
+	err = atomicfile.Write(filepath.Join(dir, CatalogFile), func(out io.Writer) error {
 		jw := catalog.NewJSONLWriter(out)
 		for i := range cfg.Items {
 			if err := jw.Write(w.Item(i)); err != nil {
@@ -52,7 +53,7 @@ func Write(dir string, cfg Config, progress io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = writeAtomic(filepath.Join(dir, UsersFile), func(out io.Writer) error {
+	err = atomicfile.Write(filepath.Join(dir, UsersFile), func(out io.Writer) error {
 		bw := bufio.NewWriterSize(out, 256<<10)
 		enc := json.NewEncoder(bw)
 		for i := range cfg.Users {
@@ -67,35 +68,6 @@ func Write(dir string, cfg Config, progress io.Writer) error {
 		return nil
 	})
 	return err
-}
-
-// writeAtomic writes path through a temporary file in the same directory
-// (so the rename cannot cross file systems), synced before the rename.
-func writeAtomic(path string, fill func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadUsers reads a users.jsonl written by Write. Unknown fields and

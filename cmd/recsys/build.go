@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/internal/ort"
@@ -16,10 +15,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("build", "build [--config FILE] [--catalog FILE]", stdout)
 	path := configFlag(fs)
 	catalogPath := fs.String("catalog", "", "catalog to build from (JSONL or CSV); default: build.catalog")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path, os.Environ())
+	cfg, err := parseWithConfig(fs, path, args)
 	if err != nil {
 		return err
 	}

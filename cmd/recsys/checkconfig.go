@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,10 +14,7 @@ import (
 func runCheckConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlags("check-config", "check-config [--config FILE]", stdout)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path, os.Environ())
+	cfg, err := parseWithConfig(fs, path, args)
 	if err != nil {
 		return err
 	}
@@ -29,12 +27,19 @@ func runCheckConfig(_ context.Context, args []string, stdout, _ io.Writer) error
 }
 
 // configFlag registers --config, defaulting to $RECSYS_CONFIG or config.yaml.
-func configFlag(fs interface {
-	String(name, value, usage string) *string
-}) *string {
+func configFlag(fs *flag.FlagSet) *string {
 	def := os.Getenv("RECSYS_CONFIG")
 	if def == "" {
 		def = "config.yaml"
 	}
 	return fs.String("config", def, "configuration file (env RECSYS_CONFIG); RECSYS_* variables override its keys")
+}
+
+// parseWithConfig parses args and loads the configuration file --config
+// names, with RECSYS_* overrides applied.
+func parseWithConfig(fs *flag.FlagSet, path *string, args []string) (*config.Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return config.Load(*path, os.Environ())
 }

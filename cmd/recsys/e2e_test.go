@@ -228,8 +228,9 @@ func TestServer_EndToEnd(t *testing.T) {
 }
 
 // A catalog with a duplicate id and an empty title fails the build with both
-// line numbers, and the server keeps serving the previous bundle.
-func TestBuild_BadCatalogKeepsServing(t *testing.T) {
+// line numbers, damaged bundles are refused at reload, and the server keeps
+// serving the previous bundle throughout.
+func TestServer_BadBundlesKeepServing(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, realRedis(t))
 	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 3}, io.Discard); err != nil {
@@ -269,6 +270,39 @@ func TestBuild_BadCatalogKeepsServing(t *testing.T) {
 	code, body := post(t, base+"/v1/search", map[string]any{"query": "gift", "k": 5})
 	if code != 200 {
 		t.Fatalf("search after failed build: %d %s", code, body)
+	}
+
+	// A published bundle whose files were damaged afterwards is refused at
+	// reload, and the good one keeps serving.
+	cfg.Build.Catalog = filepath.Join(dir, "world", "catalog.jsonl")
+	damage := map[string]func(path string) error{
+		"bit flip in ranker": func(p string) error {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b[len(b)/2] ^= 0x10
+			return os.WriteFile(p, b, 0o644)
+		},
+		"truncated index": func(p string) error { return os.Truncate(p, 100) },
+		"empty items":     func(p string) error { return os.Truncate(p, 0) },
+	}
+	files := map[string]string{"bit flip in ranker": engine.RankerFile, "truncated index": engine.IndexFile, "empty items": engine.ItemsFile}
+	for name, hurt := range damage {
+		v := buildBundle(t, cfg)
+		if err := hurt(filepath.Join(cfg.Bundles.Dir, v, files[name])); err != nil {
+			t.Fatal(err)
+		}
+		err := s.reload(context.Background())
+		if err == nil || !strings.Contains(err.Error(), files[name]) {
+			t.Errorf("%s: reload error = %v, want it to name %s", name, err, files[name])
+		}
+		if s.Engine.Current() != good {
+			t.Fatalf("%s: serving %q, want %q", name, s.Engine.Current(), good)
+		}
+		if code, body := post(t, base+"/v1/search", map[string]any{"query": "gift", "k": 5}); code != 200 {
+			t.Fatalf("%s: search after refused bundle: %d %s", name, code, body)
+		}
 	}
 }
 

@@ -31,10 +31,7 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "serve [--config FILE]", stdout)
 	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path, os.Environ())
+	cfg, err := parseWithConfig(fs, path, args)
 	if err != nil {
 		return err
 	}
@@ -50,6 +47,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return s.Run(ctx, ln)
 }
+
+var _ api.Engine = (*engine.Engine)(nil)
 
 // Server is the whole serving process, wired from a configuration. Tests
 // start it on port 0 exactly as main does.
@@ -84,6 +83,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 	if err != nil {
 		return nil, err
 	}
+	// A rule that errors at run time drops the item (fail closed); count it.
+	s.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "recsys_rules_runtime_errors_total",
+		Help: "Rule evaluations that failed at run time (the item was filtered out or the rule did not fire).",
+	}, func() float64 { return float64(set.RuntimeErrors()) }))
 
 	s.KafkaBrokers = cfg.Kafka.Brokers
 	if len(s.KafkaBrokers) == 0 {
