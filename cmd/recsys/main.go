@@ -24,6 +24,8 @@ var commands = []command{
 	{"build", "validate a catalog and publish a bundle (embeddings, index, features, ranker)", runBuild},
 	{"serve", "serve the current bundle over HTTP", runServe},
 	{"check-config", "validate the configuration file and compile its rules", runCheckConfig},
+	{"eval", "measure retrieval quality (eval search --beir DIR)", runEval},
+	{"train", "train a model offline (train embed)", runTrain},
 }
 
 func main() {
