@@ -140,6 +140,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app.Post(routeSearch, named(routeSearch), s.search)
 	s.app.Post(routeRecommend, named(routeRecommend), s.recommend)
 	s.app.Post(routeFeedback, named(routeFeedback), s.feedback)
+	s.app.Post(routeFeedbackBatch, named(routeFeedbackBatch), s.feedbackBatch)
 	s.app.Get(routeHealthz, named(routeHealthz), s.healthz)
 	s.app.Get(routeReadyz, named(routeReadyz), s.readyz)
 	s.app.Get(routeMetrics, named(routeMetrics), metricsHandler)
@@ -236,7 +237,7 @@ func (s *Server) feedback(c *fiber.Ctx) error {
 	// the one on the record.
 	ev.EnsureID()
 	if err := s.pub.Publish(c.UserContext(), ev); err != nil {
-		return &unavailableError{what: "feedback log", err: err}
+		return s.publishError(c, err)
 	}
 	return c.Status(http.StatusAccepted).JSON(feedbackAccepted{EventID: ev.EventID})
 }

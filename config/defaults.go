@@ -40,7 +40,12 @@ func Default() *Config {
 			},
 		},
 		Redis: rank.RedisConfig{DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
-		Kafka: feedback.Config{Brokers: []string{}, Topic: "recsys.events", ClientID: "recsys", ProduceTimeout: 5 * time.Second},
+		Kafka: feedback.Config{
+			Brokers: []string{}, Topic: "recsys.events", ClientID: "recsys", ProduceTimeout: 5 * time.Second,
+			DeadLetterTopic: "recsys.events.dlq",
+			Spool:           feedback.SpoolConfig{Dir: "var/spool", MaxBytes: 1 << 30, SegmentBytes: 64 << 20, RetryAfter: 5 * time.Second},
+			Counters:        feedback.CountersConfig{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour},
+		},
 		Embedded: Embedded{
 			Kafka:     feedback.BrokerConfig{DataDir: "var/kafka", Addr: "127.0.0.1:0"},
 			RedisAddr: "127.0.0.1:0",

@@ -32,6 +32,13 @@ type Config struct {
 	// Partitions is the partition count EnsureTopic creates the topic with;
 	// 0 leaves it to the broker's default. An existing topic is not changed.
 	Partitions int `yaml:"partitions"`
+	// DeadLetterTopic receives events refused after acceptance (invalid
+	// members of a batch, invalid records met on replay), with the reason.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// Spool holds accepted events on disk while Kafka is unreachable.
+	Spool SpoolConfig `yaml:"spool"`
+	// Counters configures the real-time counter updater (a consumer group).
+	Counters CountersConfig `yaml:"counters"`
 }
 
 // Validate reports every invalid key, naming it.
@@ -49,6 +56,20 @@ func (c Config) Validate() error {
 		if err := checkTopicName(c.Topic); err != nil {
 			errs = append(errs, fmt.Errorf("topic: %w", err))
 		}
+	}
+	if c.DeadLetterTopic != "" {
+		if err := checkTopicName(c.DeadLetterTopic); err != nil {
+			errs = append(errs, fmt.Errorf("dead_letter_topic: %w", err))
+		}
+		if c.DeadLetterTopic == c.Topic || (c.Topic == "" && c.DeadLetterTopic == DefaultTopic) {
+			errs = append(errs, errors.New("dead_letter_topic: must differ from topic"))
+		}
+	}
+	if err := c.Spool.Validate(); err != nil {
+		errs = append(errs, prefixErrs("spool.", err))
+	}
+	if err := c.Counters.Validate(); err != nil {
+		errs = append(errs, prefixErrs("counters.", err))
 	}
 	if c.ProduceTimeout < 0 {
 		errs = append(errs, errors.New("produce_timeout: must be >= 0 (0 means the default 5s)"))
@@ -68,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = DefaultProduceTimeout
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = c.Topic + ".dlq"
 	}
 	return c
 }
@@ -104,4 +128,17 @@ func checkTopicName(t string) error {
 		}
 	}
 	return nil
+}
+
+// prefixErrs puts prefix in front of every error joined in err, so nested
+// keys are named in full (spool.max_bytes).
+func prefixErrs(prefix string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s%w", prefix, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s%w", prefix, err)
 }

@@ -1,7 +1,9 @@
-// Package feedback owns the feedback event log: the event schema and its
-// validation, the Kafka producer that the API uses to publish impressions,
-// clicks and purchases, a reader that replays a topic from the beginning up to
-// the point where the read started (for the training job and tests), and an
+// Package feedback owns the feedback event log: the versioned event schemas
+// (impression, click, add_to_cart, purchase, dwell) and their validation, the
+// Kafka producer, the no-loss Sink in front of it (an fsynced on-disk Spool
+// used while Kafka is unreachable, and a dead-letter topic for events refused
+// after acceptance), the consumers (Counters, the real-time counter updater in
+// a consumer group; Replay and ReadTopic, the training reader), and an
 // embedded Kafka-protocol broker so that one machine can run the whole system
 // without a Kafka cluster.
 //
@@ -31,8 +33,21 @@
 // retries. A client that retries a POST can still cause a duplicate record;
 // EventID is the key consumers deduplicate on.
 //
+// # No loss
+//
+// Sink.Publish returns nil only when the event is acknowledged by the broker
+// or fsynced in the spool. Once anything is spooled, new events queue behind
+// it until Sink.Run has drained the spool in order; the drain cursor is
+// written after the broker acknowledged, so a crash re-delivers at most one
+// batch, which consumers drop by event id. A full spool is refused
+// (FullError, 503 with Retry-After), never dropped. Records the client could
+// not fail during an outage (possibly already on the broker) are delivered
+// when it returns as well as from the spool: duplicates, again dropped by id.
+//
 // # Locking
 //
+// Spool.mu guards the segment list and the writer; Spool.syncMu serialises
+// fsyncs (group commit) and is never taken while holding mu.
 // Producer.mu is held shared by Publish and PublishAsync and exclusively by
 // Close, so Close waits for in-flight Publish calls and no record reaches a
 // closed client. PublishAsync only tries the lock, so it never waits on Close.

@@ -20,8 +20,13 @@ import (
 const (
 	TypeImpression = "impression"
 	TypeClick      = "click"
+	TypeAddToCart  = "add_to_cart"
 	TypePurchase   = "purchase"
+	TypeDwell      = "dwell"
 )
+
+// Types lists every event type, in the order documentation shows them.
+var Types = []string{TypeImpression, TypeClick, TypeAddToCart, TypePurchase, TypeDwell}
 
 // Surfaces an impression can come from.
 const (
@@ -29,9 +34,27 @@ const (
 	SurfaceRecommend = "recommend"
 )
 
-// SchemaVersion is the only event schema version this package writes and
-// accepts. A consumer that sees another version must not guess its meaning.
+// SchemaVersion is the schema version this package writes. Versions are per
+// event type (see schemas): a consumer that sees a version its build does
+// not know must not guess its meaning, so such events are refused (and dead
+// lettered when they arrive in a batch or a replay).
 const SchemaVersion = 1
+
+// schemas maps an event type to the payload validator of each schema
+// version it accepts. The envelope (type, version, ids, timestamp) is the
+// same for every version; only the payload differs. A new version of one
+// type is added here without touching the others.
+var schemas = map[string]map[int]func(*Event) error{
+	TypeImpression: {1: (*Event).validateImpression},
+	TypeClick:      {1: (*Event).validateAction},
+	TypeAddToCart:  {1: (*Event).validateAction},
+	TypePurchase:   {1: (*Event).validateAction},
+	TypeDwell:      {1: (*Event).validateAction},
+}
+
+// MaxDwell bounds dwell_ms: a dwell longer than a day is a client bug (a tab
+// left open), not a signal.
+const MaxDwell = 24 * time.Hour
 
 // Limits on outside input. They are generous for real traffic and exist so
 // that one request cannot make the log, or the training job, hold megabytes
@@ -64,9 +87,15 @@ type Event struct {
 	// Position is where the acted-on item was shown, when the client knows.
 	Position *int `json:"position,omitempty"`
 	// Value is the purchase amount; only purchases carry it.
-	Value   *float64 `json:"value,omitempty"`
-	Surface string   `json:"surface,omitempty"`
-	Query   string   `json:"query,omitempty"`
+	Value *float64 `json:"value,omitempty"`
+	// Quantity is how many units were added to the cart or bought
+	// (add_to_cart and purchase only; absent means 1).
+	Quantity *int `json:"quantity,omitempty"`
+	// DwellMS is how long the item's page was in view, in milliseconds;
+	// required for dwell and only allowed there.
+	DwellMS *int64 `json:"dwell_ms,omitempty"`
+	Surface string `json:"surface,omitempty"`
+	Query   string `json:"query,omitempty"`
 	// Bundle is the bundle version that served the impression, so training
 	// can tell generations apart.
 	Bundle       string           `json:"bundle,omitempty"`
@@ -205,14 +234,14 @@ func (e *Event) validateStructure() error {
 }
 
 func (e *Event) validateEnvelope() error {
-	switch e.Type {
-	case TypeImpression, TypeClick, TypePurchase:
-	case "":
+	versions, ok := schemas[e.Type]
+	switch {
+	case e.Type == "":
 		return fieldErr("type", "required")
-	default:
-		return fieldErr("type", "must be one of impression, click, purchase")
+	case !ok:
+		return fieldErr("type", "must be one of "+strings.Join(Types, ", "))
 	}
-	if e.SchemaVersion != SchemaVersion {
+	if _, ok := versions[e.SchemaVersion]; !ok {
 		return fieldErr("schema_version", "must be 1")
 	}
 	if e.EventID != "" {
@@ -265,13 +294,12 @@ func (e *Event) validatePayload() error {
 	if e.Position != nil && *e.Position < 0 {
 		return fieldErr("position", "must be >= 0")
 	}
-	if e.Type == TypeImpression {
-		return e.validateImpression()
-	}
-	return e.validateAction()
+	// validateEnvelope has checked that the type and version exist.
+	return schemas[e.Type][e.SchemaVersion](e)
 }
 
-// validateAction checks clicks and purchases: one item, no served list.
+// validateAction checks the action types (click, add_to_cart, purchase,
+// dwell): one item, no served list, and the fields of the type.
 func (e *Event) validateAction() error {
 	if e.ItemID == "" {
 		return fieldErr("item_id", "required for "+e.Type)
@@ -286,6 +314,22 @@ func (e *Event) validateAction() error {
 		if v := *e.Value; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			return fieldErr("value", "must be a finite number >= 0")
 		}
+	}
+	if e.Quantity != nil {
+		if e.Type != TypeAddToCart && e.Type != TypePurchase {
+			return fieldErr("quantity", "only allowed for add_to_cart and purchase")
+		}
+		if q := *e.Quantity; q < 1 || q > 10000 {
+			return fieldErr("quantity", "must be in [1, 10000]")
+		}
+	}
+	switch {
+	case e.Type == TypeDwell && e.DwellMS == nil:
+		return fieldErr("dwell_ms", "required for dwell")
+	case e.Type != TypeDwell && e.DwellMS != nil:
+		return fieldErr("dwell_ms", "only allowed for dwell")
+	case e.DwellMS != nil && (*e.DwellMS < 0 || *e.DwellMS > MaxDwell.Milliseconds()):
+		return fieldErr("dwell_ms", "must be in [0, 86400000]")
 	}
 	if len(e.Items) > 0 {
 		return fieldErr("items", "only allowed for impression")
@@ -305,6 +349,12 @@ func (e *Event) validateImpression() error {
 	}
 	if e.Value != nil {
 		return fieldErr("value", "only allowed for purchase")
+	}
+	if e.Quantity != nil {
+		return fieldErr("quantity", "only allowed for add_to_cart and purchase")
+	}
+	if e.DwellMS != nil {
+		return fieldErr("dwell_ms", "only allowed for dwell")
 	}
 	if e.Surface == "" {
 		return fieldErr("surface", "required for impression")

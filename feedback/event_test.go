@@ -13,6 +13,8 @@ import (
 var testNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 const (
+	validAddToCart  = `{"type":"add_to_cart","schema_version":1,"timestamp":"2026-11-01T11:59:00Z","user_id":"u1","item_id":"i9","quantity":2}`
+	validDwell      = `{"type":"dwell","schema_version":1,"timestamp":"2026-11-01T11:59:00Z","user_id":"u1","item_id":"i9","dwell_ms":5400}`
 	validClick      = `{"event_id":"e-1","type":"click","schema_version":1,"timestamp":"2026-11-01T11:59:00Z","user_id":"u1","item_id":"i9","request_id":"r1","position":2,"surface":"search","query":"red shoes"}`
 	validPurchase   = `{"type":"purchase","schema_version":1,"timestamp":"2026-11-01T11:59:00.123456789+01:00","user_id":"u1","item_id":"i9","value":19.5}`
 	validImpression = `{"type":"impression","schema_version":1,"timestamp":"2026-11-01T11:59:00Z","user_id":"u1","request_id":"r1","surface":"recommend","bundle":"v7","feature_names":["ann_score","ctr"],"items":[{"item_id":"a","position":0,"score":0.9,"features":[0.5,0.1]},{"item_id":"b","position":1,"score":0.4,"features":[0.3,0]}]}`
@@ -79,6 +81,16 @@ func TestDecode_Valid(t *testing.T) {
 			}
 		}},
 		{"timestamp exactly 5 minutes ahead", withField(t, validClick, "timestamp", `"2026-11-01T12:05:00Z"`), func(t *testing.T, ev Event) {}},
+		{"add to cart with quantity", validAddToCart, func(t *testing.T, ev Event) {
+			if ev.Type != TypeAddToCart || ev.Quantity == nil || *ev.Quantity != 2 {
+				t.Errorf("decoded %+v", ev)
+			}
+		}},
+		{"dwell", validDwell, func(t *testing.T, ev Event) {
+			if ev.Type != TypeDwell || ev.DwellMS == nil || *ev.DwellMS != 5400 {
+				t.Errorf("decoded %+v", ev)
+			}
+		}},
 		{"unicode ids", withField(t, validClick, "user_id", `"usér-ß-日本"`), func(t *testing.T, ev Event) {
 			if ev.UserID != "usér-ß-日本" {
 				t.Errorf("user_id = %q", ev.UserID)
@@ -174,6 +186,16 @@ func TestDecode_Malformed(t *testing.T) {
 		{"duplicate feature names", withField(t, validImpression, "feature_names", `["a","a"]`), "feature_names[1]", "duplicate"},
 		{"empty feature name", withField(t, validImpression, "feature_names", `["a",""]`), "feature_names[1]", "required"},
 		{"feature names on click", withField(t, validClick, "feature_names", `["a"]`), "feature_names", "only allowed for impression"},
+		{"add to cart without item", withField(t, validAddToCart, "item_id", ""), "item_id", "required for add_to_cart"},
+		{"zero quantity", withField(t, validAddToCart, "quantity", `0`), "quantity", "must be in [1, 10000]"},
+		{"quantity on click", withField(t, validClick, "quantity", `1`), "quantity", "only allowed for add_to_cart and purchase"},
+		{"quantity on impression", withField(t, validImpression, "quantity", `1`), "quantity", "only allowed for add_to_cart and purchase"},
+		{"dwell without dwell_ms", withField(t, validDwell, "dwell_ms", ""), "dwell_ms", "required for dwell"},
+		{"negative dwell", withField(t, validDwell, "dwell_ms", `-1`), "dwell_ms", "must be in"},
+		{"dwell over a day", withField(t, validDwell, "dwell_ms", `86400001`), "dwell_ms", "must be in"},
+		{"dwell_ms on click", withField(t, validClick, "dwell_ms", `10`), "dwell_ms", "only allowed for dwell"},
+		{"dwell_ms on impression", withField(t, validImpression, "dwell_ms", `10`), "dwell_ms", "only allowed for dwell"},
+		{"dwell schema version 2", withField(t, validDwell, "schema_version", `2`), "schema_version", "must be 1"},
 		{"query too long", withField(t, validClick, "query", `"`+strings.Repeat("q", MaxQueryBytes+1)+`"`), "query", "longer than"},
 		{"body too large", `{"query":"` + strings.Repeat("q", MaxEventBytes) + `"}`, "body", "larger than"},
 	}

@@ -220,6 +220,65 @@ func (p *Producer) PublishAsync(ev Event) {
 	})
 }
 
+// produce hands recs to the client and waits for the broker's
+// acknowledgements until ctx ends. It returns the records not acknowledged
+// (failed, or still pending when ctx ended) with the first error.
+//
+// It does not use ProduceSync: an idempotent client cannot fail a batch
+// that may already be on the broker, so while the broker is unreachable
+// ProduceSync would wait for its return however short ctx is. A record
+// still pending here is delivered when the broker returns, as well as by
+// whatever the caller does with it (the spool): consumers dedupe by event id.
+func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
+	type result struct {
+		i   int
+		err error
+	}
+	done := make(chan result, len(recs))
+	start := time.Now()
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return recs, ErrClosed
+	}
+	for i, r := range recs {
+		// TryProduce fails at once with ErrMaxBuffered rather than block
+		// when the client's buffer is full (a long outage).
+		p.cl.TryProduce(p.asyncCtx, r, func(_ *kgo.Record, err error) { done <- result{i, err} })
+	}
+	p.mu.RUnlock()
+	acked := make([]bool, len(recs))
+	var first error
+	for n := 0; n < len(recs); n++ {
+		select {
+		case res := <-done:
+			if res.err != nil {
+				if first == nil {
+					first = res.err
+				}
+				continue
+			}
+			acked[res.i] = true
+		case <-ctx.Done():
+			if first == nil {
+				first = ctx.Err()
+			}
+			n = len(recs)
+		}
+	}
+	p.m.produceSeconds.WithLabelValues("sync").Observe(time.Since(start).Seconds())
+	var failed []*kgo.Record
+	for i, ok := range acked {
+		if !ok {
+			failed = append(failed, recs[i])
+		}
+	}
+	if len(failed) > 0 {
+		return failed, fmt.Errorf("produce: %d of %d records not acknowledged: %w", len(failed), len(recs), first)
+	}
+	return nil, nil
+}
+
 // Flush waits until every buffered record has been acknowledged or failed.
 func (p *Producer) Flush(ctx context.Context) error {
 	if err := p.cl.Flush(ctx); err != nil {
@@ -276,8 +335,7 @@ func (p *Producer) record(ev *Event) (*kgo.Record, error) {
 
 // typeLabel keeps client-chosen strings out of metric labels.
 func typeLabel(t string) string {
-	switch t {
-	case TypeImpression, TypeClick, TypePurchase:
+	if _, ok := schemas[t]; ok {
 		return t
 	}
 	return "unknown"

@@ -41,6 +41,7 @@ func testConfig(t testing.TB, dir, redisAddr string) *config.Config {
 	cfg.Bundles.PollInterval = 0
 	cfg.Build.Catalog = filepath.Join(dir, "world", "catalog.jsonl")
 	cfg.Embedded.Kafka.DataDir = filepath.Join(dir, "kafka")
+	cfg.Kafka.Spool.Dir = filepath.Join(dir, "spool")
 	cfg.Redis.Addr = redisAddr
 	cfg.Server.Addr = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {

@@ -63,6 +63,7 @@ type Server struct {
 	RedisAddr    string
 
 	producer *feedback.Producer
+	sink     *feedback.Sink
 	closers  []func()
 }
 
@@ -105,7 +106,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.producer.Close() })
-	if err := s.producer.EnsureTopic(ctx); err != nil {
+	if err := s.openSink(ctx); err != nil {
 		return nil, err
 	}
 
@@ -126,6 +127,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 	if err != nil {
 		return nil, err
 	}
+	counters, err := feedback.NewCounters(kcfg, cfg.Kafka.Counters, client, log, s.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.goBackground(func(ctx context.Context) error { return counters.Run(ctx) })
 
 	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
 		Features: store, Seeder: store, Impressions: s.producer, Rules: set,
@@ -141,7 +147,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 	}
 
 	s.API, err = api.New(cfg.Server, api.Deps{
-		Engine: s.Engine, Feedback: s.producer, Logger: log,
+		Engine: s.Engine, Feedback: s.sink, Logger: log,
 		Registerer: s.Registry, Gatherer: s.Registry,
 		Checks: []api.Check{
 			{Name: "bundle", Fn: s.Engine.Ready},
@@ -153,6 +159,48 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 		return nil, err
 	}
 	return s, nil
+}
+
+// openSink puts the spool (when configured) behind the producer and starts
+// the drainer that delivers it when Kafka is reachable.
+func (s *Server) openSink(ctx context.Context) error {
+	var spool *feedback.Spool
+	if s.cfg.Kafka.Spool.Dir != "" {
+		var err error
+		if spool, err = feedback.OpenSpool(s.cfg.Kafka.Spool, s.log); err != nil {
+			return err
+		}
+		s.closers = append(s.closers, func() { spool.Close() })
+	}
+	var err error
+	if s.sink, err = feedback.NewSink(s.producer, spool, s.log, s.Registry); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.Kafka.ProduceTimeout+5*time.Second)
+	defer cancel()
+	if err := s.sink.EnsureTopics(tctx); err != nil {
+		if spool == nil {
+			return err
+		}
+		// Accepting into the spool is the point of having one: start, and
+		// let the drainer create the topics when Kafka is back.
+		s.log.Warn("kafka unreachable at start: accepting feedback into the spool", "err", err)
+	}
+	s.goBackground(s.sink.Run)
+	return nil
+}
+
+// goBackground runs fn until Close, which cancels it and waits for it.
+func (s *Server) goBackground(fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil {
+			s.log.Error("background task stopped", "err", err)
+		}
+	}()
+	s.closers = append(s.closers, func() { cancel(); <-done })
 }
 
 func pingRedis(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }
