@@ -63,12 +63,21 @@ type Bundles struct {
 // Build configures `recsys build`.
 type Build struct {
 	Catalog string `yaml:"catalog"` // JSONL or CSV
+	// Ranker is the ranking model file `recsys train rank` promotes into;
+	// build puts it in the bundle when it exists and the linear model of
+	// rank.weights otherwise. Empty always builds the linear model.
+	Ranker string `yaml:"ranker"`
 }
 
 // Embed holds the embedding model's build parameters and its runtime settings.
 type Embed struct {
-	Model   embed.ModelConfig   `yaml:"model"`
-	Runtime embed.EncoderConfig `yaml:"runtime"`
+	// ModelFile is a trained embedding model (written by `recsys train
+	// embed`) that builds embed with; empty builds the untrained model of
+	// Model. The file carries its own featurizer, so Model does not apply
+	// to it.
+	ModelFile string              `yaml:"model_file"`
+	Model     embed.ModelConfig   `yaml:"model"`
+	Runtime   embed.EncoderConfig `yaml:"runtime"`
 }
 
 // Rank holds the feature specs and linear weights, and the scorer's runtime settings.

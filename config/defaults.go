@@ -19,12 +19,13 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Server:  api.DefaultConfig(),
 		Bundles: Bundles{Dir: "var/bundles", Keep: 5, PollInterval: 10 * time.Second},
-		Build:   Build{Catalog: "var/world/catalog.jsonl"},
+		Build:   Build{Catalog: "var/world/catalog.jsonl", Ranker: "var/models/ranker.onnx"},
 		Embed: Embed{
-			Model:   embed.DefaultModelConfig(),
-			Runtime: embed.EncoderConfig{Sessions: 2, IntraOpThreads: 1, BatchSize: 64},
+			ModelFile: "", // build the untrained model
+			Model:     embed.DefaultModelConfig(),
+			Runtime:   embed.EncoderConfig{Sessions: 2, IntraOpThreads: 1, BatchSize: 64},
 		},
-		Index: index.Config{Backend: "exact"},
+		Index: index.DefaultConfig(),
 		Engine: engine.Config{Candidates: 200, RankTimeout: 100 * time.Millisecond,
 			RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 10000},
 		Rank: Rank{Config: rank.DefaultConfig(), Runtime: rank.ScorerConfig{Sessions: 2, IntraOpThreads: 1}},

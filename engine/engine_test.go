@@ -150,8 +150,15 @@ func testItems() []catalog.Item {
 	}
 }
 
-// newGen builds a generation over items with fakes in place of the models.
+// newGen builds a generation over items (exact index) with fakes in place
+// of the models.
 func newGen(t testing.TB, version string, items []catalog.Item, scorer *fakeScorer) (*Generation, *fakeEncoder) {
+	t.Helper()
+	return newGenOn(t, index.Config{Backend: index.BackendExact}, version, items, scorer)
+}
+
+// newGenOn is newGen over the index backend icfg selects.
+func newGenOn(t testing.TB, icfg index.Config, version string, items []catalog.Item, scorer *fakeScorer) (*Generation, *fakeEncoder) {
 	t.Helper()
 	feat, err := embed.NewFeaturizer(embed.DefaultFeaturizerConfig())
 	if err != nil {
@@ -161,7 +168,7 @@ func newGen(t testing.TB, version string, items []catalog.Item, scorer *fakeScor
 	for i := range items {
 		vecs = append(vecs, wordVector(items[i].Text())...)
 	}
-	ix, err := index.NewExact(testDim, vecs)
+	ix, err := index.Build(context.Background(), icfg, testDim, vecs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,8 +445,11 @@ func TestEngine_SwapUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Generations alternate between the HNSW and the exact index, as a
+	// backend change between two bundles would.
+	backends := []index.Config{index.DefaultConfig(), {Backend: index.BackendExact}}
 	for v := 1; v <= 20; v++ {
-		g, enc := newGen(t, fmt.Sprintf("v%d", v), items, &fakeScorer{weights: []float32{1, 0}})
+		g, enc := newGenOn(t, backends[v%2], fmt.Sprintf("v%d", v), items, &fakeScorer{weights: []float32{1, 0}})
 		encs = append(encs, enc)
 		e.publish(g)
 		time.Sleep(2 * time.Millisecond)

@@ -84,9 +84,12 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		return nil, err
 	}
 	g = &Generation{Manifest: m, Dir: dir, drained: make(chan struct{})}
+	// Every error return sets g to nil, so close what was opened through
+	// its own pointer.
+	opened := g
 	defer func() {
 		if err != nil {
-			g.close()
+			opened.close()
 		}
 	}()
 	if g.items, err = catalog.ReadFile(filepath.Join(dir, ItemsFile)); err != nil {
@@ -107,7 +110,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		return g.items[g.popular[a]].Popularity > g.items[g.popular[b]].Popularity
 	})
 
-	ix, err := index.LoadExact(filepath.Join(dir, IndexFile))
+	ix, err := index.Load(filepath.Join(dir, IndexFile))
 	if err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
 	}

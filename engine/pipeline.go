@@ -188,6 +188,9 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 		res.Degraded = append(res.Degraded, "features")
 	}
 	e.m.stage.WithLabelValues(in.surface, "features").Observe(time.Since(start).Seconds())
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 
 	start = time.Now()
 	scores, err := e.score(ctx, g, x, n)

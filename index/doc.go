@@ -1,6 +1,21 @@
-// Package index owns nearest-neighbour search over item embeddings: the
-// exact (brute-force) index, which is the default and the reference the
-// approximate ones are measured against, and their snapshot files.
+// Package index owns nearest-neighbour search over item embeddings and its
+// snapshot files. Three backends sit behind Index, chosen by index.backend:
+//
+//   - hnsw (HNSW, the default): the project's own hierarchical navigable
+//     small world graph: the paper's algorithm with heuristic neighbour
+//     selection, flat int32 link arrays, one contiguous []float32 of
+//     vectors, a pooled epoch-stamped visited set, AVX2 dot products with
+//     software prefetch, a parallel build, and filtered search that
+//     evaluates the filter during the walk or, when the filter's estimated
+//     selectivity makes that costlier, scans the passing items exactly;
+//   - exact (Exact): brute force, the reference recall is measured against;
+//   - coder-hnsw (CoderHNSW): github.com/coder/hnsw v0.6.1 as published,
+//     kept so the comparison stays reproducible.
+//
+// Build and Load dispatch on the backend (Load reads it from the file's
+// magic). Snapshots share one framing: header, typed sections, CRC32C per
+// section, written through a temporary file and a rename, and verified
+// completely on load.
 //
 // Item ids are dense int32 positions (0..Len()-1) in the order the vectors
 // were given; mapping them to catalog ids is the bundle's job. Indexes are

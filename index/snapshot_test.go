@@ -134,7 +134,7 @@ func TestLoadExact_EmptyFile(t *testing.T) {
 func FuzzDecodeExact(f *testing.F) {
 	f.Add(encode(f, mustExact(f, 16, gridUnit(1, 3))))
 	f.Add(encode(f, mustExact(f, 2, []float32{1, 0, 0, 1})))
-	f.Add([]byte(snapshotMagic))
+	f.Add([]byte(magicExact))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeExact(data)

@@ -33,9 +33,11 @@ type BuildOptions struct {
 	BundlesDir string
 	Keep       int // published bundles to keep (the current one is always kept)
 	Model      embed.ModelConfig
+	ModelFile  string // a trained model (recsys train embed --out) to use instead of building Model's
 	Encoder    embed.EncoderConfig
 	Index      index.Config
 	Rank       rank.Config
+	Ranker     string // a promoted ranking model (build.ranker); used when the file exists
 	// Features, when set, receives the item features at build time; when nil
 	// (embedded Redis) the server seeds its store from the bundle at load.
 	Features FeatureWriter
@@ -86,16 +88,9 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 
-	p.step("write embedding model")
-	model, err := embed.BuildHashedModel(o.Model)
-	if err != nil {
+	if m.EmbedModel, err = writeEmbedModel(ctx, o, stage.Path(engine.EmbedFile), p); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := os.WriteFile(stage.Path(engine.EmbedFile), model, 0o644); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
-	}
-	m.EmbedModel = bundle.Model{File: engine.EmbedFile, Kind: "hashed-ngram-bag", Version: shortHash(model)}
-	p.done("%d bytes", len(model))
 
 	p.step("embed %d items", len(items))
 	vecs, dim, secs, err := embedItems(ctx, stage.Path(engine.EmbedFile), o.Encoder, items, p)
@@ -107,7 +102,7 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	p.done("%.0f items/s", float64(len(items))/secs)
 
 	p.step("build %s index", o.Index.Backend)
-	ix, err := index.NewExact(dim, vecs)
+	ix, err := index.Build(ctx, o.Index, dim, vecs)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
@@ -131,20 +126,16 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	m.FeatureNames, m.FeatureDefaults, m.ItemFeatureNames = o.Rank.Names(), o.Rank.Defaults(), o.Rank.ItemNames()
 	p.done("%d features per item", len(m.ItemFeatureNames))
 
-	p.step("write linear ranker")
-	weights := make([]float32, len(m.FeatureNames))
-	for i, n := range m.FeatureNames {
-		weights[i] = o.Rank.Weights[n]
-	}
-	ranker, err := rank.BuildLinearModel(m.FeatureNames, weights, o.Rank.Bias)
+	p.step("write ranker")
+	ranker, err := buildRanker(o, m.FeatureNames)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := os.WriteFile(stage.Path(engine.RankerFile), ranker, 0o644); err != nil {
+	if err := os.WriteFile(stage.Path(engine.RankerFile), ranker.data, 0o644); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	m.Ranker = bundle.Model{File: engine.RankerFile, Kind: "linear", Version: shortHash(ranker)}
-	p.done("%d features", len(m.FeatureNames))
+	m.Ranker = bundle.Model{File: engine.RankerFile, Kind: ranker.kind, Version: shortHash(ranker.data)}
+	p.done("%s from %s, %d features", ranker.kind, ranker.from, len(m.FeatureNames))
 
 	if o.Features != nil {
 		p.step("write item features to the feature store")
@@ -183,6 +174,59 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 		o.Logger.Info("retired bundle", "version", v)
 	}
 	return m, nil
+}
+
+// Embedding model kinds recorded in the manifest.
+const (
+	KindHashedBag        = "hashed-ngram-bag"
+	KindTrainedHashedBag = "hashed-ngram-bag-trained"
+)
+
+// writeEmbedModel puts the embedding model at path: the trained model of
+// o.ModelFile when set, else the untrained model of o.Model. A model file
+// is not trusted here: the embedding step opens it like serving does, so
+// one without valid featurizer metadata fails the build before publish.
+func writeEmbedModel(ctx context.Context, o BuildOptions, path string, p *progress) (bundle.Model, error) {
+	if o.ModelFile == "" {
+		p.step("write embedding model")
+		model, err := embed.BuildHashedModel(o.Model)
+		if err != nil {
+			return bundle.Model{}, err
+		}
+		if err := atomicfile.WriteBytes(path, model); err != nil {
+			return bundle.Model{}, err
+		}
+		p.done("%d bytes", len(model))
+		return bundle.Model{File: engine.EmbedFile, Kind: KindHashedBag, Version: shortHash(model)}, nil
+	}
+	p.step("copy trained embedding model %s", o.ModelFile)
+	if err := ctx.Err(); err != nil {
+		return bundle.Model{}, err
+	}
+	model, err := os.ReadFile(o.ModelFile)
+	if err != nil {
+		return bundle.Model{}, fmt.Errorf("embed.model_file: %w", err)
+	}
+	if err := atomicfile.WriteBytes(path, model); err != nil {
+		return bundle.Model{}, err
+	}
+	// Open it as serving will, so a file without the featurizer metadata
+	// (or with a featurizer this build does not know) is refused with the
+	// key that named it rather than deep in the embedding step.
+	enc, err := embed.Open(embed.EncoderConfig{ModelPath: path, Sessions: 1}, nil)
+	if err != nil {
+		return bundle.Model{}, fmt.Errorf("embed.model_file %s: %w", o.ModelFile, err)
+	}
+	fc, dim := enc.Featurizer().Config(), enc.Dim()
+	enc.Close()
+	note := ""
+	if fc != o.Model.Featurizer || dim != o.Model.Dim {
+		note = "; differs from embed.model, the file's own featurizer is used"
+	}
+	p.done("%d bytes, dim %d, %d buckets%s", len(model), dim, fc.Buckets, note)
+	// The version is the content hash, so two bundles with the same trained
+	// model say so and a retrained model never shares a version.
+	return bundle.Model{File: engine.EmbedFile, Kind: KindTrainedHashedBag, Version: shortHash(model)}, nil
 }
 
 func embedItems(ctx context.Context, modelPath string, cfg embed.EncoderConfig, items []catalog.Item, p *progress) ([]float32, int, float64, error) {

@@ -2,7 +2,10 @@
 // (which features exist, where each comes from, its default), the built-in
 // item features computed at build time, the Redis feature store that serves
 // them online, and the scorers (linear and ONNX) that turn feature vectors
-// into scores.
+// into scores. TrainLambdaMART fits gradient-boosted trees to ranked lists
+// (histogram splits, NDCG@k lambdas, early stopping on held-out queries)
+// and BuildTreeModel exports them as an ONNX TreeEnsembleRegressor, which
+// ONNX Runtime scores exactly as Ensemble.Score does.
 //
 // Feature vectors are always laid out in the order the config declares them;
 // that order is stored with every model and bundle, and a model whose feature

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,33 +277,38 @@ func TestServer_BadBundlesKeepServing(t *testing.T) {
 	// A published bundle whose files were damaged afterwards is refused at
 	// reload, and the good one keeps serving.
 	cfg.Build.Catalog = filepath.Join(dir, "world", "catalog.jsonl")
-	damage := map[string]func(path string) error{
-		"bit flip in ranker": func(p string) error {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			b[len(b)/2] ^= 0x10
-			return os.WriteFile(p, b, 0o644)
-		},
-		"truncated index": func(p string) error { return os.Truncate(p, 100) },
-		"empty items":     func(p string) error { return os.Truncate(p, 0) },
+	flip := func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b[len(b)/2] ^= 0x10
+		return os.WriteFile(p, b, 0o644)
 	}
-	files := map[string]string{"bit flip in ranker": engine.RankerFile, "truncated index": engine.IndexFile, "empty items": engine.ItemsFile}
-	for name, hurt := range damage {
+	cases := []struct {
+		name, file string
+		hurt       func(path string) error
+	}{
+		{"bit flip in ranker", engine.RankerFile, flip},
+		{"bit flip in index", engine.IndexFile, flip},
+		{"truncated index", engine.IndexFile, func(p string) error { return os.Truncate(p, 100) }},
+		{"empty index", engine.IndexFile, func(p string) error { return os.Truncate(p, 0) }},
+		{"empty items", engine.ItemsFile, func(p string) error { return os.Truncate(p, 0) }},
+	}
+	for _, tc := range cases {
 		v := buildBundle(t, cfg)
-		if err := hurt(filepath.Join(cfg.Bundles.Dir, v, files[name])); err != nil {
+		if err := tc.hurt(filepath.Join(cfg.Bundles.Dir, v, tc.file)); err != nil {
 			t.Fatal(err)
 		}
 		err := s.reload(context.Background())
-		if err == nil || !strings.Contains(err.Error(), files[name]) {
-			t.Errorf("%s: reload error = %v, want it to name %s", name, err, files[name])
+		if err == nil || !strings.Contains(err.Error(), tc.file) {
+			t.Errorf("%s: reload error = %v, want it to name %s", tc.name, err, tc.file)
 		}
 		if s.Engine.Current() != good {
-			t.Fatalf("%s: serving %q, want %q", name, s.Engine.Current(), good)
+			t.Fatalf("%s: serving %q, want %q", tc.name, s.Engine.Current(), good)
 		}
 		if code, body := post(t, base+"/v1/search", map[string]any{"query": "gift", "k": 5}); code != 200 {
-			t.Fatalf("%s: search after refused bundle: %d %s", name, code, body)
+			t.Fatalf("%s: search after refused bundle: %d %s", tc.name, code, body)
 		}
 	}
 }
@@ -319,4 +325,56 @@ func readLines(t testing.TB, path string) []string {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Redis stopped while the server runs: requests keep answering within their
+// deadline with default features, say so, and readiness reports Redis.
+func TestServer_RedisStopped(t *testing.T) {
+	dir := t.TempDir()
+	proc, err := redisd.Exec(context.Background())
+	if err != nil {
+		if err == redisd.ErrNoRedisServer && os.Getenv("CI") == "" {
+			t.Skipf("real redis-server needed: %v", err)
+		}
+		t.Fatal(err)
+	}
+	defer proc.Close()
+	cfg := testConfig(t, dir, proc.Addr())
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 9}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	buildBundle(t, cfg)
+	_, base := startServer(t, cfg)
+
+	search := func() engine.Result {
+		t.Helper()
+		code, body := post(t, base+"/v1/search", map[string]any{"query": "wooden toy", "k": 10})
+		if code != 200 {
+			t.Fatalf("search: %d %s", code, body)
+		}
+		var res engine.Result
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := search(); len(res.Degraded) != 0 || len(res.Items) != 10 {
+		t.Fatalf("healthy search: %d items, degraded %v", len(res.Items), res.Degraded)
+	}
+	proc.Close() // redis-server killed mid-load
+	for i := 0; i < 5; i++ {
+		res := search()
+		if len(res.Items) != 10 || !slices.Contains(res.Degraded, "features") {
+			t.Fatalf("search %d with Redis down: %d items, degraded %v", i, len(res.Items), res.Degraded)
+		}
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "redis") {
+		t.Fatalf("readyz with Redis down: %d %s", resp.StatusCode, b)
+	}
 }

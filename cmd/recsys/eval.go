@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,17 +17,9 @@ import (
 const evalSynopsis = "eval search --beir DIR [--qrels FILE] [--model FILE | --bert-model FILE --vocab FILE] [--config FILE]"
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(stdout, "usage: recsys %s\n\n  search   retrieval quality on a BEIR-layout folder\n", evalSynopsis)
-		if len(args) == 0 {
-			return errors.New("eval: a target is required (search)")
-		}
-		return flag.ErrHelp
-	}
-	if args[0] != "search" {
-		return fmt.Errorf("eval: unknown target %q (want search)", args[0])
-	}
-	return runEvalSearch(ctx, args[1:], stdout, stderr)
+	return runTarget(ctx, "eval", evalSynopsis, []target{
+		{"search", "retrieval quality on a BEIR-layout folder", runEvalSearch},
+	}, args, stdout, stderr)
 }
 
 func runEvalSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {

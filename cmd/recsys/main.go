@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -24,8 +25,11 @@ var commands = []command{
 	{"build", "validate a catalog and publish a bundle (embeddings, index, features, ranker)", runBuild},
 	{"serve", "serve the current bundle over HTTP", runServe},
 	{"check-config", "validate the configuration file and compile its rules", runCheckConfig},
+	{"bench", "measure index backends on generated data (bench index --n 100000)", runBench},
 	{"eval", "measure retrieval quality (eval search --beir DIR)", runEval},
 	{"train", "train a model offline (train embed)", runTrain},
+	{"runs", "list the training run history (train rank records every run)", runRuns},
+	{"simulate", "drive a running server with the synthetic world's users (clicks from the hidden model)", runSimulate},
 }
 
 func main() {
@@ -75,4 +79,36 @@ func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// target is the second word of a two-word subcommand, e.g. "index" in
+// "recsys bench index".
+type target struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// runTarget dispatches args[0] among targets; --help lists them.
+func runTarget(ctx context.Context, cmd, synopsis string, targets []target, args []string, stdout, stderr io.Writer) error {
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
+	}
+	want := strings.Join(names, ", ")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintf(stdout, "usage: recsys %s\n\n", synopsis)
+		for _, t := range targets {
+			fmt.Fprintf(stdout, "  %-8s %s\n", t.name, t.summary)
+		}
+		if len(args) == 0 {
+			return fmt.Errorf("%s: a target is required (%s)", cmd, want)
+		}
+		return flag.ErrHelp
+	}
+	for _, t := range targets {
+		if t.name == args[0] {
+			return t.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	return fmt.Errorf("%s: unknown target %q (want %s)", cmd, args[0], want)
 }

@@ -3,35 +3,33 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/internal/atomicfile"
 	"github.com/recsys-dev/recsys/offline/beir"
 	"github.com/recsys-dev/recsys/offline/embedtrain"
 )
 
-const trainSynopsis = "train embed [--config FILE] (--catalog FILE --out FILE | --beir DIR [--qrels FILE] [--folds K]) " +
-	"[--epochs N] [--batch N] [--lr F] [--temperature F] [--seed S]"
+const trainSynopsis = "train embed [--config FILE] (--catalog FILE --out FILE [--pairs LIST] [--events FILE] [--events-topic] " +
+	"| --beir DIR [--qrels FILE] [--folds K]) [--epochs N] [--batch N] [--lr F] [--temperature F] [--seed S]"
 
+// runTrain dispatches to one training target; each target owns its flags.
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(stdout, "usage: recsys %s\n\n  embed   train the hashed embedding model on text pairs\n", trainSynopsis)
-		if len(args) == 0 {
-			return errors.New("train: a target is required (embed)")
-		}
-		return flag.ErrHelp
-	}
-	if args[0] != "embed" {
-		return fmt.Errorf("train: unknown target %q (want embed)", args[0])
-	}
-	return runTrainEmbed(ctx, args[1:], stdout, stderr)
+	return runTarget(ctx, "train", "train <embed|rank> [flags]", []target{
+		{"embed", "train the hashed embedding model on text pairs", runTrainEmbed},
+		{"rank", "train the LambdaMART ranker on logged impressions and actions; promote it past the gate", runTrainRank},
+	}, args, stdout, stderr)
 }
 
-func runTrainEmbed(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func runTrainEmbed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train embed", trainSynopsis, stdout)
 	path := configFlag(fs)
 	catalogPath := fs.String("catalog", "", "catalog to take title/description pairs from (default: build.catalog)")
@@ -39,6 +37,15 @@ func runTrainEmbed(ctx context.Context, args []string, stdout, _ io.Writer) erro
 	dir := fs.String("beir", "", "BEIR folder: cross-validate on its judged queries instead of writing a model")
 	qrels := fs.String("qrels", "", "qrels file for --beir (default as in eval search)")
 	folds := fs.Int("folds", 5, "cross-validation folds for --beir")
+	var src pairSources
+	fs.StringVar(&src.pairs, "pairs", pairCatalog, "training pair sources, comma-separated: "+
+		pairCatalog+" (title vs description and tags), "+pairSearch+" (query vs engaged item), "+
+		pairCoEngagement+" (items one user engaged with in close succession)")
+	fs.StringVar(&src.eventsFile, "events", "", "JSON Lines file of feedback events (the topic's record values) for event pairs")
+	fs.BoolVar(&src.eventsTopic, "events-topic", false, "replay kafka.topic for event pairs (with kafka.brokers empty: "+
+		"the embedded broker's log in embedded.kafka.data_dir, which a running serve holds locked)")
+	fs.DurationVar(&src.coWindow, "co-window", embedtrain.DefaultCoWindow, "co-engagement: most time between two engagements of one user")
+	fs.IntVar(&src.coMaxPerUser, "co-max-per-user", embedtrain.DefaultMaxCoPairsPerUser, "co-engagement: most pairs from one user")
 	var tc embedtrain.Config
 	fs.IntVar(&tc.Epochs, "epochs", embedtrain.DefaultEpochs, "passes over the pairs")
 	fs.IntVar(&tc.BatchSize, "batch", embedtrain.DefaultBatchSize, "pairs per step (in-batch negatives)")
@@ -61,6 +68,9 @@ func runTrainEmbed(ctx context.Context, args []string, stdout, _ io.Writer) erro
 	}
 
 	if *dir != "" {
+		if src.pairs != pairCatalog || src.eventsFile != "" || src.eventsTopic {
+			return errors.New("train embed: --beir takes its pairs from the dataset; --pairs and --events* do not apply")
+		}
 		ds, err := beir.Load(ctx, *dir, *qrels)
 		if err != nil {
 			return err
@@ -109,12 +119,15 @@ func runTrainEmbed(ctx context.Context, args []string, stdout, _ io.Writer) erro
 	if err != nil {
 		return err
 	}
-	pairs := embedtrain.CatalogPairs(items)
+	pairs, err := gatherPairs(ctx, cfg, src, items, stdout, stderr)
+	if err != nil {
+		return err
+	}
 	m, err := embedtrain.NewModel(cfg.Embed.Model)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "training on %d title/description pairs from %s\n", len(pairs), *catalogPath)
+	fmt.Fprintf(stdout, "training on %d pairs\n", len(pairs))
 	if err := embedtrain.Train(ctx, m, pairs, tc, report("")); err != nil {
 		return err
 	}
@@ -127,4 +140,148 @@ func runTrainEmbed(ctx context.Context, args []string, stdout, _ io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", *out, len(data))
 	return nil
+}
+
+// Training pair sources of `train embed`.
+const (
+	pairCatalog      = "catalog"
+	pairSearch       = "search"
+	pairCoEngagement = "coengagement"
+)
+
+// pairSources is what the --pairs and event flags select.
+type pairSources struct {
+	pairs        string
+	eventsFile   string
+	eventsTopic  bool
+	coWindow     time.Duration
+	coMaxPerUser int
+}
+
+// parse returns the selected sources, refusing unknown names and event
+// pairs without an event source (or an event source no pair uses), which
+// would otherwise train a different model than asked without a word.
+func (s pairSources) parse() (map[string]bool, error) {
+	use := map[string]bool{}
+	for _, name := range strings.Split(s.pairs, ",") {
+		name = strings.TrimSpace(name)
+		switch name {
+		case pairCatalog, pairSearch, pairCoEngagement:
+			use[name] = true
+		default:
+			return nil, fmt.Errorf("train embed: --pairs: unknown source %q (want %s, %s, %s)", name, pairCatalog, pairSearch, pairCoEngagement)
+		}
+	}
+	events := s.eventsFile != "" || s.eventsTopic
+	needEvents := use[pairSearch] || use[pairCoEngagement]
+	switch {
+	case needEvents && !events:
+		return nil, errors.New("train embed: --pairs search/coengagement need --events FILE or --events-topic")
+	case events && !needEvents:
+		return nil, errors.New("train embed: --events/--events-topic given but --pairs uses no event pairs (add search or coengagement)")
+	case s.coWindow <= 0:
+		return nil, errors.New("train embed: --co-window: must be > 0")
+	case s.coMaxPerUser < 1:
+		return nil, errors.New("train embed: --co-max-per-user: must be >= 1")
+	}
+	return use, nil
+}
+
+// gatherPairs builds the training pairs of every selected source and says
+// how many each gave.
+func gatherPairs(ctx context.Context, cfg *config.Config, src pairSources, items []catalog.Item, stdout, stderr io.Writer) ([]embedtrain.Pair, error) {
+	use, err := src.parse()
+	if err != nil {
+		return nil, err
+	}
+	var pairs []embedtrain.Pair
+	if use[pairCatalog] {
+		cp := embedtrain.CatalogPairs(items)
+		fmt.Fprintf(stdout, "catalog: %d title/description pairs from %d items\n", len(cp), len(items))
+		pairs = append(pairs, cp...)
+	}
+	if !use[pairSearch] && !use[pairCoEngagement] {
+		return pairs, nil
+	}
+	log := embedtrain.NewFeedbackLog()
+	if src.eventsFile != "" {
+		st, err := embedtrain.ReadEventsFile(ctx, src.eventsFile, func(ev feedback.Event) error {
+			log.Add(ev)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("train embed: %w", err)
+		}
+		fmt.Fprintf(stdout, "events file %s: %d lines, %d events, %d invalid skipped\n", src.eventsFile, st.Lines, st.Events, st.Invalid)
+		if st.FirstInvalid != "" {
+			fmt.Fprintf(stdout, "  first invalid: %s\n", st.FirstInvalid)
+		}
+	}
+	if src.eventsTopic {
+		if err := replayTopic(ctx, cfg, log, stdout, stderr); err != nil {
+			return nil, err
+		}
+	}
+	ls := log.Stats()
+	fmt.Fprintf(stdout, "feedback: %d events (%d duplicates dropped), %d search impressions, %d engagements\n",
+		ls.Events, ls.Duplicates, ls.Searches, ls.Engagements)
+	text := itemTexts(items)
+	if use[pairSearch] {
+		sp, st := log.SearchPairs(text)
+		fmt.Fprintf(stdout, "search: %d query/item pairs (%d engagements without a search query, %d unknown items, %d repeats)\n",
+			st.Pairs, st.NoQuery, st.UnknownItem, st.Duplicates)
+		pairs = append(pairs, sp...)
+	}
+	if use[pairCoEngagement] {
+		cp, st := log.CoEngagementPairs(text, src.coWindow, src.coMaxPerUser)
+		fmt.Fprintf(stdout, "coengagement: %d item/item pairs within %s (%d unknown items, %d repeats, %d over the per-user cap)\n",
+			st.Pairs, src.coWindow, st.UnknownItem, st.Duplicates, st.Capped)
+		pairs = append(pairs, cp...)
+	}
+	return pairs, nil
+}
+
+// replayTopic reads the whole events topic into log. With kafka.brokers
+// empty it opens the embedded broker's log the way serve does.
+func replayTopic(ctx context.Context, cfg *config.Config, log *embedtrain.FeedbackLog, stdout, stderr io.Writer) error {
+	logger := cfg.Log.Logger(stderr)
+	kcfg := cfg.Kafka
+	if len(kcfg.Brokers) == 0 {
+		b, err := feedback.StartBroker(cfg.Embedded.Kafka, logger)
+		if err != nil {
+			return fmt.Errorf("train embed: --events-topic with kafka.brokers empty: %w "+
+				"(if serve is running, set kafka.brokers or RECSYS_KAFKA_BROKERS to the address it logged)", err)
+		}
+		defer b.Close()
+		kcfg.Brokers = b.Addrs()
+	}
+	st, err := feedback.Replay(ctx, kcfg, feedback.Range{}, logger, nil, func(ev feedback.Event, _ *kgo.Record) error {
+		log.Add(ev)
+		return nil
+	})
+	if errors.Is(err, feedback.ErrUnknownTopic) {
+		fmt.Fprintf(stdout, "topic %s does not exist yet: no feedback events\n", kcfg.Topic)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("train embed: %w", err)
+	}
+	fmt.Fprintf(stdout, "topic %s: %d records, %d events, %d invalid skipped\n", kcfg.Topic, st.Records, st.Events, st.Invalid)
+	return nil
+}
+
+// itemTexts looks items up by id and returns the text build embeds them
+// from, so event pairs train on exactly what the index will hold.
+func itemTexts(items []catalog.Item) embedtrain.ItemText {
+	byID := make(map[string]int, len(items))
+	for i := range items {
+		byID[items[i].ID] = i
+	}
+	return func(id string) (string, bool) {
+		i, ok := byID[id]
+		if !ok {
+			return "", false
+		}
+		return items[i].Text(), true
+	}
 }

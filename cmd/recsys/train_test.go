@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/embed"
+	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/world"
 )
@@ -31,7 +37,7 @@ func TestTrainEmbed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"training on 1000 title/description pairs", "epoch 2: loss", "wrote " + out} {
+	for _, want := range []string{"catalog: 1000 title/description pairs", "training on 1000 pairs", "epoch 2: loss", "wrote " + out} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
@@ -53,10 +59,141 @@ func TestTrainEmbed(t *testing.T) {
 			{"train", "embed", "--config", "../../config.yaml"},
 			{"train", "embed", "--config", "../../config.yaml", "--out", out, "--batch", "1"},
 			{"train", "nope"},
+			{"train", "embed", "--config", "../../config.yaml", "--out", out, "--pairs", "catalog,bogus"},
+			{"train", "embed", "--config", "../../config.yaml", "--out", out, "--pairs", "search"},
+			{"train", "embed", "--config", "../../config.yaml", "--out", out, "--events", out},
+			{"train", "embed", "--config", "../../config.yaml", "--beir", dir, "--pairs", "catalog,search", "--events", out},
 		} {
 			if err := dispatch(context.Background(), args, io.Discard, io.Discard); err == nil {
 				t.Errorf("%v: accepted", args)
 			}
+		}
+	})
+}
+
+// feedbackEvents makes a small log over the first items of a catalog: user
+// u<i> searches, clicks item i from the results and, a minute later,
+// item i+1 (a co-engagement); every fourth user also clicks a
+// recommendation, which gives no search pair.
+func feedbackEvents(items []catalog.Item, users int, now time.Time) []feedback.Event {
+	var evs []feedback.Event
+	for i := 0; i < users; i++ {
+		user, req := fmt.Sprintf("u%d", i), fmt.Sprintf("r%d", i)
+		query := strings.Join(strings.Fields(items[i].Title)[:1], " ")
+		evs = append(evs,
+			feedback.Event{Type: feedback.TypeImpression, SchemaVersion: 1, Timestamp: now, UserID: user, RequestID: req,
+				Surface: feedback.SurfaceSearch, Query: query, Items: []feedback.ImpressionItem{{ItemID: items[i].ID, Position: 0}}},
+			feedback.Event{Type: feedback.TypeClick, SchemaVersion: 1, Timestamp: now.Add(time.Second), UserID: user,
+				RequestID: req, ItemID: items[i].ID},
+			feedback.Event{Type: feedback.TypeClick, SchemaVersion: 1, Timestamp: now.Add(time.Minute), UserID: user,
+				ItemID: items[i+1].ID},
+		)
+		if i%4 == 0 {
+			evs = append(evs, feedback.Event{Type: feedback.TypeClick, SchemaVersion: 1, Timestamp: now.Add(2 * time.Hour),
+				UserID: user, ItemID: items[i+2].ID, Surface: feedback.SurfaceRecommend})
+		}
+	}
+	for i := range evs {
+		evs[i].EnsureID()
+	}
+	return evs
+}
+
+// TestTrainEmbed_FeedbackPairs trains on catalog, search and co-engagement
+// pairs read from an events file and from the events topic, and checks each
+// source contributed what the log holds.
+func TestTrainEmbed_FeedbackPairs(t *testing.T) {
+	if _, err := ort.FindLibrary(); err != nil {
+		t.Skipf("onnx runtime not available (run make setup): %v", err)
+	}
+	dir := t.TempDir()
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	catPath := filepath.Join(dir, "world", "catalog.jsonl")
+	items, err := catalog.ReadFile(catPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 40
+	evs := feedbackEvents(items, users, time.Now().UTC().Truncate(time.Millisecond))
+	// 40 searches with one click each; 40 co-engagements; 10 late
+	// recommendation clicks, two hours after the rest: no pair.
+	wantLines := []string{
+		fmt.Sprintf("%d engagements", 2*users+users/4),
+		fmt.Sprintf("search: %d query/item pairs (%d engagements without a search query", users, users+users/4),
+		fmt.Sprintf("coengagement: %d item/item pairs", users),
+		fmt.Sprintf("training on %d pairs", 1000+2*users),
+	}
+	run := func(t *testing.T, extra ...string) string {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "model.onnx")
+		args := append([]string{"train", "embed", "--config", "../../config.yaml", "--catalog", catPath, "--out", out,
+			"--epochs", "1", "--pairs", "catalog,search,coengagement"}, extra...)
+		var stdout bytes.Buffer
+		if err := dispatch(context.Background(), args, &stdout, io.Discard); err != nil {
+			t.Fatalf("%v\n%s", err, stdout.String())
+		}
+		for _, want := range append(wantLines, "wrote "+out) {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, stdout.String())
+			}
+		}
+		return stdout.String()
+	}
+
+	t.Run("file", func(t *testing.T) {
+		var buf bytes.Buffer
+		for _, ev := range evs {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf.Write(append(b, '\n'))
+		}
+		buf.WriteString("{\"not\": \"an event\"}\n")
+		path := filepath.Join(t.TempDir(), "events.jsonl")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := run(t, "--events", path)
+		if !strings.Contains(got, fmt.Sprintf("%d events, 1 invalid skipped", len(evs))) {
+			t.Errorf("output does not count the invalid line:\n%s", got)
+		}
+	})
+
+	t.Run("topic", func(t *testing.T) {
+		b, err := feedback.StartBroker(feedback.BrokerConfig{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		kcfg := feedback.Config{Brokers: b.Addrs(), Topic: "train-events", Partitions: 3}
+		p, err := feedback.NewProducer(kcfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.EnsureTopic(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if err := p.Publish(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A redelivered event (a client retry after a lost answer) must
+		// not count twice.
+		if err := p.Publish(ctx, evs[1]); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		t.Setenv("RECSYS_KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
+		t.Setenv("RECSYS_KAFKA_TOPIC", kcfg.Topic)
+		got := run(t, "--events-topic")
+		if !strings.Contains(got, fmt.Sprintf("%d events (1 duplicates dropped)", len(evs)+1)) {
+			t.Errorf("output does not show the duplicate dropped:\n%s", got)
 		}
 	})
 }

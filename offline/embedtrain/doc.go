@@ -3,8 +3,18 @@
 // A Model holds the same weights embed.BuildBagModel exports (embedding
 // table and projection) and a Go forward pass equal to the exported ONNX
 // graph; Train fits it to positive text pairs with a symmetric in-batch
-// softmax loss and Adagrad, on all cores, reproducibly for a seed. Pairs
-// come from the catalog (title vs description and tags) or from labelled
-// query-document pairs; CrossValidate measures what training buys on a
-// BEIR dataset with folds over its judged queries.
+// softmax loss and Adagrad, on all cores, reproducibly for a seed.
+//
+// Pairs come from three sources, each optional: the catalog (CatalogPairs:
+// title vs description and tags, so a new catalog trains before any
+// traffic), search feedback (FeedbackLog.SearchPairs: the query typed vs
+// the item engaged with from its results) and co-engagement
+// (FeedbackLog.CoEngagementPairs: items one user engaged with in close
+// succession). A FeedbackLog is fed events from the topic (feedback.Replay
+// or feedback.ReadTopic) or from a JSON Lines file (ReadEventsFile).
+// Labelled query-document pairs of a BEIR dataset (QueryPairs) and
+// CrossValidate measure what training buys with folds over judged queries.
+//
+// `recsys train embed --out` writes the model; `recsys build` embeds with
+// it when embed.model_file names it.
 package embedtrain

@@ -1,0 +1,5 @@
+//go:build !race
+
+package movielens
+
+const raceEnabled = false

@@ -1,0 +1,293 @@
+package rank
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// synthRanking builds queries whose relevance depends on the features
+// non-linearly (an interaction and a threshold), which a linear scorer on
+// any single feature cannot rank well, plus a pure-noise feature.
+func synthRanking(seed uint64, queries, perQuery int) *Dataset {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	d := &Dataset{Features: []string{"a", "b", "c", "noise"}}
+	for range queries {
+		for range perQuery {
+			a, b, c := rng.Float32(), rng.Float32(), float32(rng.IntN(5))
+			noise := float32(rng.NormFloat64())
+			u := 2*a*b + 0.5*float32(b32(c >= 3)) - 0.3*a + 0.2*float32(rng.NormFloat64())
+			label := float32(0)
+			switch {
+			case u > 1.1:
+				label = 2
+			case u > 0.6:
+				label = 1
+			}
+			d.X = append(d.X, a, b, c, noise)
+			d.Labels = append(d.Labels, label)
+		}
+		d.Groups = append(d.Groups, perQuery)
+	}
+	return d
+}
+
+func b32(ok bool) int {
+	if ok {
+		return 1
+	}
+	return 0
+}
+
+func column(d *Dataset, j int) []float32 {
+	f := len(d.Features)
+	out := make([]float32, d.Rows())
+	for r := range out {
+		out[r] = d.X[r*f+j]
+	}
+	return out
+}
+
+func TestNDCG(t *testing.T) {
+	tests := []struct {
+		name   string
+		scores []float32
+		labels []float32
+		groups []int
+		k      int
+		want   float64
+	}{
+		{"perfect", []float32{3, 2, 1}, []float32{2, 1, 0}, []int{3}, 10, 1},
+		{"reversed", []float32{1, 2, 3}, []float32{1, 0, 0}, []int{3}, 10, 0.5},
+		{"cut at k", []float32{3, 2, 1}, []float32{0, 0, 1}, []int{3}, 2, 0},
+		{"query without positives is skipped", []float32{1, 2, 3, 4}, []float32{1, 0, 0, 0}, []int{2, 2}, 10, 1 / math.Log2(3)},
+		{"no positives at all", []float32{1, 2}, []float32{0, 0}, []int{2}, 10, 0},
+		{"ties keep given order", []float32{1, 1}, []float32{0, 1}, []int{2}, 10, 1 / math.Log2(3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NDCG(tt.scores, tt.labels, tt.groups, tt.k); math.Abs(got-tt.want) > 1e-12 {
+				t.Fatalf("NDCG = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWeightedNDCG(t *testing.T) {
+	// Two clicked rows; the one shown lower weighs 3, so ranking it first
+	// is the ideal and the plain order loses.
+	scores, labels, groups := []float32{2, 1, 0}, []float32{1, 1, 0}, []int{3}
+	weights := []float32{1, 3, 1}
+	ideal := 3 + 1/math.Log2(3)
+	tests := []struct {
+		name    string
+		scores  []float32
+		weights []float32
+		want    float64
+	}{
+		{"nil weights is NDCG", scores, nil, NDCG(scores, labels, groups, 10)},
+		{"heavy row second", scores, weights, (1 + 3/math.Log2(3)) / ideal},
+		{"heavy row first", []float32{1, 2, 0}, weights, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := WeightedNDCG(tt.scores, labels, tt.weights, groups, 10); math.Abs(got-tt.want) > 1e-12 {
+				t.Fatalf("WeightedNDCG = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLambdaMARTConfig_Validate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*LambdaMARTConfig)
+		err    string
+	}{
+		{"default", func(*LambdaMARTConfig) {}, ""},
+		{"no trees", func(c *LambdaMARTConfig) { c.Trees = 0 }, "trees: must be > 0"},
+		{"learning rate", func(c *LambdaMARTConfig) { c.LearningRate = 2 }, "learning_rate: must be in (0, 1]"},
+		{"bins", func(c *LambdaMARTConfig) { c.Bins = 300 }, "bins: must be in 2..256"},
+		{"leaves", func(c *LambdaMARTConfig) { c.MaxLeaves = 1 }, "max_leaves: must be >= 2"},
+		{"valid fraction", func(c *LambdaMARTConfig) { c.ValidFraction = 1 }, "valid_fraction: must be in [0, 1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultLambdaMARTConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestDataset_Validate(t *testing.T) {
+	tests := []struct {
+		name string
+		d    Dataset
+		err  string
+	}{
+		{"ok", Dataset{Features: []string{"a"}, X: []float32{1, 2}, Labels: []float32{0, 1}, Groups: []int{2}}, ""},
+		{"shape", Dataset{Features: []string{"a", "b"}, X: []float32{1, 2}, Labels: []float32{0, 1}, Groups: []int{2}}, "2 values for 2 rows of 2 features"},
+		{"groups", Dataset{Features: []string{"a"}, X: []float32{1, 2}, Labels: []float32{0, 1}, Groups: []int{1}}, "groups cover 1 rows, have 2"},
+		{"nan", Dataset{Features: []string{"a"}, X: []float32{float32(math.NaN()), 2}, Labels: []float32{0, 1}, Groups: []int{2}}, "row 0 feature a is NaN"},
+		{"label", Dataset{Features: []string{"a"}, X: []float32{1, 2}, Labels: []float32{-1, 1}, Groups: []int{2}}, "row 0 label -1"},
+		{"weights length", Dataset{Features: []string{"a"}, X: []float32{1, 2}, Labels: []float32{0, 1}, Groups: []int{2}, Weights: []float32{1}}, "1 weights for 2 rows"},
+		{"zero weight", Dataset{Features: []string{"a"}, X: []float32{1, 2}, Labels: []float32{0, 1}, Groups: []int{2}, Weights: []float32{1, 0}}, "row 1 weight 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.d.Validate()
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestTrainLambdaMART(t *testing.T) {
+	train := synthRanking(1, 300, 30)
+	test := synthRanking(2, 200, 30)
+	cfg := DefaultLambdaMARTConfig()
+	cfg.Trees = 120
+	ens, rep, err := TrainLambdaMART(context.Background(), cfg, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := NDCG(ens.ScoreRows(test.X, test.Rows()), test.Labels, test.Groups, 10)
+	t.Logf("report: rounds %d, trees %d, train %.4f, valid %.4f; test NDCG@10 %.4f", rep.Rounds, rep.Trees, rep.TrainNDCG, rep.ValidNDCG, got)
+
+	t.Run("beats every single feature", func(t *testing.T) {
+		for j, name := range test.Features {
+			base := NDCG(column(test, j), test.Labels, test.Groups, 10)
+			if got <= base+0.02 {
+				t.Errorf("trees %.4f, feature %s alone %.4f", got, name, base)
+			}
+		}
+	})
+	t.Run("learns the interaction", func(t *testing.T) {
+		// a*b is the main signal: a hand-made scorer knowing it sets the bar.
+		oracle := make([]float32, test.Rows())
+		for r := range oracle {
+			a, b, c := test.X[r*4], test.X[r*4+1], test.X[r*4+2]
+			oracle[r] = 2*a*b + 0.5*float32(b32(c >= 3)) - 0.3*a
+		}
+		best := NDCG(oracle, test.Labels, test.Groups, 10)
+		if got < best-0.05 {
+			t.Errorf("trees %.4f, oracle %.4f", got, best)
+		}
+	})
+	t.Run("report is consistent", func(t *testing.T) {
+		if rep.ValidQueries != 60 || rep.TrainQueries != 240 {
+			t.Errorf("split %d/%d, want 240/60", rep.TrainQueries, rep.ValidQueries)
+		}
+		if len(rep.History) != rep.Rounds || rep.Trees > rep.Rounds || rep.Trees != len(ens.Trees) {
+			t.Errorf("rounds %d, trees %d, history %d, ensemble %d", rep.Rounds, rep.Trees, len(rep.History), len(ens.Trees))
+		}
+		if rep.ValidNDCG != slices.Max(rep.History) {
+			t.Errorf("kept valid NDCG %v, best of history %v", rep.ValidNDCG, slices.Max(rep.History))
+		}
+	})
+	t.Run("limits hold", func(t *testing.T) {
+		for i, tr := range ens.Trees {
+			leaves := 0
+			for _, n := range tr.Nodes {
+				if n.Feature < 0 {
+					leaves++
+				}
+			}
+			if leaves > cfg.MaxLeaves {
+				t.Fatalf("tree %d has %d leaves", i, leaves)
+			}
+			if d := depth(tr, 0); d > cfg.MaxDepth {
+				t.Fatalf("tree %d has depth %d", i, d)
+			}
+		}
+	})
+	t.Run("seeded and independent of workers", func(t *testing.T) {
+		c := cfg
+		c.Workers = 1
+		again, _, err := TrainLambdaMART(context.Background(), c, train)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again.Trees) != len(ens.Trees) {
+			t.Fatalf("%d trees, then %d", len(ens.Trees), len(again.Trees))
+		}
+		for i := range ens.Trees {
+			if !slices.Equal(ens.Trees[i].Nodes, again.Trees[i].Nodes) {
+				t.Fatalf("tree %d differs", i)
+			}
+		}
+	})
+	t.Run("early stopping ends before the limit", func(t *testing.T) {
+		c := cfg
+		c.Trees, c.EarlyStopping, c.LearningRate = 2000, 5, 0.5
+		_, r, err := TrainLambdaMART(context.Background(), c, train)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rounds >= c.Trees || r.Rounds != r.Trees+c.EarlyStopping {
+			t.Fatalf("rounds %d, trees kept %d", r.Rounds, r.Trees)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, _, err := TrainLambdaMART(ctx, cfg, train); err == nil {
+			t.Fatal("want an error")
+		}
+	})
+}
+
+func depth(t Tree, i int32) int {
+	n := t.Nodes[i]
+	if n.Feature < 0 {
+		return 0
+	}
+	return 1 + max(depth(t, n.Left), depth(t, n.Right))
+}
+
+func TestBinEdges(t *testing.T) {
+	tests := []struct {
+		name   string
+		sorted []float32
+		bins   int
+		want   []float32
+	}{
+		{"constant", []float32{3, 3, 3}, 8, nil},
+		{"few distinct", []float32{1, 1, 2, 5}, 8, []float32{1, 2}},
+		{"quantiles", []float32{1, 2, 3, 4, 5, 6, 7, 8}, 4, []float32{3, 5, 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := binEdges(tt.sorted, tt.bins)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("binEdges = %v, want %v", got, tt.want)
+			}
+			for _, x := range tt.sorted {
+				b := binOf(got, x)
+				if b < len(got) && x > got[b] || b > 0 && x <= got[b-1] {
+					t.Fatalf("x %v in bin %d of %v", x, b, got)
+				}
+			}
+		})
+	}
+}
