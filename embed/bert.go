@@ -1,15 +1,12 @@
 package embed
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
-	"slices"
-	"sync"
 
 	onnx "github.com/yalue/onnxruntime_go"
 
@@ -217,60 +214,8 @@ func (b *BERT) Encode(ctx context.Context, texts []string) ([][]float32, error) 
 // grouping texts of similar token count so each batch pads little.
 // progress, when not nil, is called after each batch; calls are serialised.
 func (b *BERT) EncodeAll(ctx context.Context, texts []string, progress func(done, total int)) ([][]float32, error) {
-	out := make([][]float32, len(texts))
-	if len(texts) == 0 {
-		return out, nil
-	}
-	order := make([]int, len(texts))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(texts[x]), len(texts[y])) })
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan []int)
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		done int
-	)
-	for w := 0; w < b.pool.Size(); w++ {
-		wg.Go(func() {
-			var bt []string
-			var bo [][]float32
-			for idx := range jobs {
-				bt, bo = bt[:0], bo[:0]
-				for _, i := range idx {
-					bt, bo = append(bt, texts[i]), append(bo, nil)
-				}
-				if err := b.run(ctx, bt, bo); err != nil {
-					cancel(err)
-					continue
-				}
-				for k, i := range idx {
-					out[i] = bo[k]
-				}
-				mu.Lock()
-				done += len(idx)
-				if progress != nil {
-					progress(done, len(texts))
-				}
-				mu.Unlock()
-			}
-		})
-	}
-feed:
-	for start := 0; start < len(order); start += b.batchSize {
-		select {
-		case jobs <- order[start:min(start+b.batchSize, len(order))]:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	out, err := encodeAll(ctx, texts, b.pool.Size(), b.batchSize, func() (runFunc, func()) { return b.run, func() {} }, progress)
+	if err != nil {
 		return nil, fmt.Errorf("bert encode all: %w", err)
 	}
 	return out, nil

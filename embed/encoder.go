@@ -1,7 +1,6 @@
 package embed
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -138,69 +137,12 @@ func (e *Encoder) Encode(ctx context.Context, texts []string) ([][]float32, erro
 // batch pads to a similar width. progress, when not nil, is called after
 // each batch with the number of texts done; calls are serialised.
 func (e *Encoder) EncodeAll(ctx context.Context, texts []string, progress func(done, total int)) ([][]float32, error) {
-	out := make([][]float32, len(texts))
-	if len(texts) == 0 {
-		return out, nil
-	}
-	order := make([]int, len(texts))
-	for i := range order {
-		order[i] = i
-	}
-	// Byte length is a cheap stand-in for feature count and keeps this
-	// from featurising everything twice.
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(texts[a]), len(texts[b])) })
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan []int)
-	var (
-		wg         sync.WaitGroup
-		done       int
-		progressMu sync.Mutex
-	)
-	for w := 0; w < e.pool.Size(); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b := batchPool.Get().(*batch)
-			defer batchPool.Put(b)
-			var bt []string
-			var bo [][]float32
-			for idx := range jobs {
-				bt, bo = bt[:0], bo[:0]
-				for _, i := range idx {
-					bt = append(bt, texts[i])
-					bo = append(bo, nil)
-				}
-				if err := e.run(ctx, b, bt, bo); err != nil {
-					cancel(err)
-					continue
-				}
-				for k, i := range idx {
-					out[i] = bo[k]
-				}
-				// Counting under the lock keeps progress calls increasing.
-				progressMu.Lock()
-				done += len(idx)
-				if progress != nil {
-					progress(done, len(texts))
-				}
-				progressMu.Unlock()
-			}
-		}()
-	}
-feed:
-	for start := 0; start < len(order); start += e.batchSize {
-		end := min(start+e.batchSize, len(order))
-		select {
-		case jobs <- order[start:end]:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	out, err := encodeAll(ctx, texts, e.pool.Size(), e.batchSize, func() (runFunc, func()) {
+		b := batchPool.Get().(*batch)
+		run := func(ctx context.Context, texts []string, out [][]float32) error { return e.run(ctx, b, texts, out) }
+		return run, func() { batchPool.Put(b) }
+	}, progress)
+	if err != nil {
 		return nil, fmt.Errorf("encode all: %w", err)
 	}
 	return out, nil
