@@ -11,7 +11,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.deps/*' 2>/dev/null) g
 # Tests and the binary find ONNX Runtime here (config: onnxruntime.library).
 export RECSYS_ORT_LIB := $(abspath $(ORT_LIB))
 
-.PHONY: run test bench setup test-tools vet fmt-check clean demo-data
+.PHONY: run test bench loop setup test-tools vet fmt-check clean demo-data
 
 ## setup: ONNX Runtime into .deps/ and the Go modules (idempotent)
 setup: $(ORT_LIB)
@@ -50,6 +50,10 @@ test: setup test-tools
 ## bench: benchmarks with latency, throughput and memory
 bench: setup test-tools
 	go test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+## loop: one closed-loop cycle on the synthetic world (simulate, train rank, promote, measure); about 15 min
+loop: setup $(BIN)
+	scripts/closed-loop.sh
 
 clean:
 	rm -rf bin var

@@ -45,7 +45,8 @@ func Default() *Config {
 			Brokers: []string{}, Topic: "recsys.events", ClientID: "recsys", ProduceTimeout: 5 * time.Second,
 			DeadLetterTopic: "recsys.events.dlq",
 			Spool:           feedback.SpoolConfig{Dir: "var/spool", MaxBytes: 1 << 30, SegmentBytes: 64 << 20, RetryAfter: 5 * time.Second},
-			Counters:        feedback.CountersConfig{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour},
+			Counters: feedback.CountersConfig{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour,
+				HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour},
 		},
 		Embedded: Embedded{
 			Kafka:     feedback.BrokerConfig{DataDir: "var/kafka", Addr: "127.0.0.1:0"},

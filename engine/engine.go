@@ -12,6 +12,7 @@ import (
 
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
 )
 
@@ -28,6 +29,11 @@ type Config struct {
 	MaxRecent int `yaml:"max_recent"`
 	// QueryCacheSize bounds the cache of query embeddings (entries).
 	QueryCacheSize int `yaml:"query_cache_size"`
+	// ExploreRate is the fraction of requests whose top k is shown in a
+	// uniformly random order (result randomization). Their impressions are
+	// marked explore, and `recsys train rank` estimates from them how much
+	// position alone draws clicks. It costs those requests their ranking.
+	ExploreRate float64 `yaml:"explore_rate"`
 }
 
 // Validate reports every bad value with its key.
@@ -48,6 +54,9 @@ func (c Config) Validate() error {
 	if c.QueryCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("query_cache_size: must be >= 0"))
 	}
+	if !(c.ExploreRate >= 0 && c.ExploreRate <= 1) {
+		errs = append(errs, fmt.Errorf("explore_rate: must be in [0, 1], got %g", c.ExploreRate))
+	}
 	return errors.Join(errs...)
 }
 
@@ -55,6 +64,12 @@ func (c Config) Validate() error {
 // the fetch by its own timeout and leaves defaults in dst on error.
 type FeatureStore interface {
 	Fetch(ctx context.Context, version string, ids []string, dst, defaults []float32) (missing int, err error)
+}
+
+// RealtimeStore reads the counter updater's state: decayed item counts and
+// the user's recent actions, for the counter and user features.
+type RealtimeStore interface {
+	FetchRealtime(ctx context.Context, now time.Time, user string, ids []string, counters bool) (rank.Realtime, error)
 }
 
 // FeatureSeeder writes a bundle's item features into the store when the
@@ -74,6 +89,7 @@ type ImpressionSink interface {
 // Deps are the engine's collaborators.
 type Deps struct {
 	Features    FeatureStore
+	Realtime    RealtimeStore // nil: counter and user features keep their defaults
 	Seeder      FeatureSeeder // may be nil when features are written at build time
 	Impressions ImpressionSink
 	Rules       *rules.Set

@@ -190,7 +190,9 @@ func newGenOn(t testing.TB, icfg index.Config, version string, items []catalog.I
 			}
 		}
 	}
-	g.layout, g.itemDefaults = layoutOf(m)
+	if g.layout, g.itemDefaults, err = layoutOf(m); err != nil {
+		t.Fatal(err)
+	}
 	return g, enc
 }
 

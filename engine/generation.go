@@ -138,13 +138,17 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	}
 	g.scorer = scorer
 
-	g.layout, g.itemDefaults = layoutOf(m)
+	if g.layout, g.itemDefaults, err = layoutOf(m); err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
 	return g, nil
 }
 
 // layoutOf rebuilds the feature specs from the manifest: a feature is an
-// item feature when it has a store column, else the engine computes it.
-func layoutOf(m *bundle.Manifest) (rank.Layout, []float32) {
+// item feature when it has a store column, else its name says which source
+// computes it. A name no source knows (a bundle from a newer build) is
+// refused rather than served as a silent default.
+func layoutOf(m *bundle.Manifest) (rank.Layout, []float32, error) {
 	isItem := make(map[string]bool, len(m.ItemFeatureNames))
 	for _, n := range m.ItemFeatureNames {
 		isItem[n] = true
@@ -152,14 +156,17 @@ func layoutOf(m *bundle.Manifest) (rank.Layout, []float32) {
 	var cfg rank.Config
 	var itemDefaults []float32
 	for i, n := range m.FeatureNames {
-		spec := rank.FeatureSpec{Name: n, Source: rank.SourceRequest, Default: m.FeatureDefaults[i]}
+		spec := rank.FeatureSpec{Name: n, Source: rank.SourceItem, Default: m.FeatureDefaults[i]}
 		if isItem[n] {
-			spec.Source = rank.SourceItem
 			itemDefaults = append(itemDefaults, spec.Default)
+		} else if src, ok := rank.SourceOf(n); ok && src != rank.SourceItem {
+			spec.Source = src
+		} else {
+			return rank.Layout{}, nil, fmt.Errorf("feature %q: no source computes it (not an item feature of the bundle, not a known request, counter or user feature)", n)
 		}
 		cfg.Features = append(cfg.Features, spec)
 	}
-	return rank.NewLayout(cfg), itemDefaults
+	return rank.NewLayout(cfg), itemDefaults, nil
 }
 
 // Version is the bundle version.

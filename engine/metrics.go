@@ -11,6 +11,7 @@ type metrics struct {
 	degraded *prometheus.CounterVec
 	loads    *prometheus.CounterVec
 	bundle   *prometheus.GaugeVec
+	explored *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,9 +33,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_engine_bundle_info",
 			Help: "The live bundle version (value 1).",
 		}, []string{"version"}),
+		explored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_engine_explored_total",
+			Help: "Responses shown in a random order for position-bias estimation (engine.explore_rate).",
+		}, []string{"surface"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle} {
+		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
 )
 
@@ -183,7 +185,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 
 	start = time.Now()
 	n, names := len(hits), g.Manifest.FeatureNames
-	x, degraded := e.features(ctx, g, hits)
+	x, degraded := e.features(ctx, g, hits, in.user.ID, now)
 	if degraded {
 		res.Degraded = append(res.Degraded, "features")
 	}
@@ -217,6 +219,11 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	if len(ranked) > in.k {
 		ranked = ranked[:in.k]
 	}
+	explore := len(ranked) > 1 && e.cfg.ExploreRate > 0 && rand.Float64() < e.cfg.ExploreRate
+	if explore {
+		e.m.explored.WithLabelValues(in.surface).Inc()
+		rand.Shuffle(len(ranked), func(i, j int) { ranked[i], ranked[j] = ranked[j], ranked[i] })
+	}
 	for _, c := range ranked {
 		i := c.Ref
 		h := Hit{ID: c.Item.ID, Title: c.Item.Title, Brand: c.Item.Brand, Category: c.Item.Category, Price: c.Item.Price,
@@ -230,17 +237,35 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	if in.explain {
 		res.FeatureNames = names
 	}
-	e.emitImpression(g, in, res, ranked, x, now)
+	e.emitImpression(g, in, res, ranked, x, now, explore)
 	return res, nil
 }
 
 // features assembles the n x F ranker matrix: item features from the store
-// (defaults when it is slow, down or lacks an item) and request features.
-func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit) ([]float32, bool) {
+// (defaults when it is slow, down or lacks an item), real-time counter and
+// user features from the counter updater's keys (fetched at the same time)
+// and request features.
+func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, user string, now time.Time) ([]float32, bool) {
 	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
 	ids := make([]string, n)
 	for i, h := range hits {
 		ids[i] = g.items[h.ID].ID
+	}
+	counters, users := g.layout.NeedsCounters(), g.layout.NeedsUser()
+	var (
+		rt    rank.Realtime
+		rtErr error
+		done  chan struct{}
+	)
+	if (counters || users) && e.deps.Realtime != nil {
+		if !users {
+			user = ""
+		}
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			rt, rtErr = e.deps.Realtime.FetchRealtime(ctx, now, user, ids, counters)
+		}()
 	}
 	rows := make([]float32, n*fi)
 	_, err := e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
@@ -252,6 +277,35 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit) 
 	x := make([]float32, n*f)
 	for i, h := range hits {
 		g.layout.Fill(x[i*f:(i+1)*f], rows[i*fi:(i+1)*fi], h.Score, i)
+	}
+	if done == nil {
+		return x, degraded
+	}
+	<-done
+	if rtErr != nil {
+		if !degraded {
+			e.m.degraded.WithLabelValues("features").Inc()
+		}
+		e.log.Warn("real-time feature fetch failed, using defaults", "bundle", g.Version(), "err", rtErr)
+		return x, true
+	}
+	if counters && len(rt.Items) == n {
+		for i := range hits {
+			g.layout.FillCounters(x[i*f:(i+1)*f], rt.Items[i].Impressions, rt.Items[i].Clicks)
+		}
+	}
+	if users {
+		cats, brands := make([]string, len(rt.History)), make([]string, len(rt.History))
+		for i, id := range rt.History {
+			if j, ok := g.byID[id]; ok {
+				cats[i], brands[i] = g.items[j].Category, g.items[j].Brand
+			}
+		}
+		p := rank.NewUserProfile(cats, brands)
+		for i, h := range hits {
+			it := &g.items[h.ID]
+			g.layout.FillUser(x[i*f:(i+1)*f], p, it.Category, it.Brand)
+		}
 	}
 	return x, degraded
 }
@@ -314,7 +368,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked []rules.Candidate, x []float32, now time.Time) {
+func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked []rules.Candidate, x []float32, now time.Time, explore bool) {
 	if e.deps.Impressions == nil || len(res.Items) == 0 {
 		return
 	}
@@ -327,7 +381,7 @@ func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked
 		EventID: uuid.NewString(), Type: feedback.TypeImpression, SchemaVersion: feedback.SchemaVersion,
 		Timestamp: now.UTC(), UserID: user, RequestID: in.requestID, Surface: in.surface,
 		Query: in.query, Bundle: g.Version(), FeatureNames: g.Manifest.FeatureNames,
-		Items: make([]feedback.ImpressionItem, len(res.Items)),
+		Items: make([]feedback.ImpressionItem, len(res.Items)), Explore: explore,
 	}
 	for pos, c := range ranked {
 		i := c.Ref

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recsys-dev/recsys/internal/realtime"
 )
 
 // Counter defaults applied to zero fields of CountersConfig.
@@ -19,6 +21,9 @@ const (
 	DefaultCountersGroup  = "recsys-counters"
 	DefaultCountersPrefix = "recsys:rt"
 	DefaultDedupeWindow   = 24 * time.Hour
+	DefaultHalfLife       = 72 * time.Hour
+	DefaultHistoryLength  = 50
+	DefaultHistoryTTL     = 30 * 24 * time.Hour
 )
 
 // CountersConfig configures the real-time counter updater.
@@ -34,20 +39,41 @@ type CountersConfig struct {
 	// (a client retry, a redelivery after a crash) within it is not
 	// counted twice.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// HalfLife is how fast the decayed per-item impression and click
+	// counts (the ranker's counter features) forget: they halve every
+	// HalfLife. An item without events for 10 half-lives (at least a day)
+	// is dropped from Redis.
+	HalfLife time.Duration `yaml:"half_life"`
+	// HistoryLength is how many recent actions (click, add to cart,
+	// purchase) are kept per user, for the user-item cross features.
+	HistoryLength int `yaml:"history_length"`
+	// HistoryTTL drops the history of a user inactive this long.
+	HistoryTTL time.Duration `yaml:"history_ttl"`
 }
 
 // Validate reports every invalid key, naming it.
 func (c CountersConfig) Validate() error {
+	var errs []error
 	if c.DedupeWindow < 0 {
-		return errors.New("dedupe_window: must be >= 0 (0 means 24h)")
+		errs = append(errs, errors.New("dedupe_window: must be >= 0 (0 means 24h)"))
 	}
 	if c.DedupeWindow > 0 && c.DedupeWindow < time.Second {
-		return errors.New("dedupe_window: must be at least 1s")
+		errs = append(errs, errors.New("dedupe_window: must be at least 1s"))
 	}
-	return nil
+	if c.HalfLife < 0 || (c.HalfLife > 0 && c.HalfLife < time.Second) {
+		errs = append(errs, errors.New("half_life: must be at least 1s (0 means 72h)"))
+	}
+	if c.HistoryLength < 0 || c.HistoryLength > 1000 {
+		errs = append(errs, errors.New("history_length: must be in 0..1000 (0 means 50)"))
+	}
+	if c.HistoryTTL < 0 || (c.HistoryTTL > 0 && c.HistoryTTL < time.Minute) {
+		errs = append(errs, errors.New("history_ttl: must be at least 1m (0 means 720h)"))
+	}
+	return errors.Join(errs...)
 }
 
-func (c CountersConfig) withDefaults() CountersConfig {
+// WithDefaults fills zero fields with the Default* values.
+func (c CountersConfig) WithDefaults() CountersConfig {
 	if c.Group == "" {
 		c.Group = DefaultCountersGroup
 	}
@@ -57,18 +83,61 @@ func (c CountersConfig) withDefaults() CountersConfig {
 	if c.DedupeWindow == 0 {
 		c.DedupeWindow = DefaultDedupeWindow
 	}
+	if c.HalfLife == 0 {
+		c.HalfLife = DefaultHalfLife
+	}
+	if c.HistoryLength == 0 {
+		c.HistoryLength = DefaultHistoryLength
+	}
+	if c.HistoryTTL == 0 {
+		c.HistoryTTL = DefaultHistoryTTL
+	}
 	return c
 }
 
-// countScript remembers the event id and bumps the counters in one atomic
+// countScript remembers the event id and applies the event in one atomic
 // step, so a crash can neither count an event without remembering it (a
 // double count on redelivery) nor remember it without counting it.
+//
+// KEYS: the seen key, then ARGV[2] raw counters to INCR, then ARGV[3] decayed
+// item keys (internal/realtime) to bump, then, when ARGV[7] is not empty, the
+// user's history list. ARGV: 1 dedupe TTL s, 2 and 3 the key counts, 4 the
+// decayed field (1 impressions, 2 clicks), 5 event time ms, 6 half-life ms,
+// 7 the item to push on the history, 8 history length, 9 history TTL ms,
+// 10 decayed keys' TTL ms.
+//
+// A decayed value is "<impressions> <clicks> <reference ms>". An event newer
+// than the reference decays the counts to its time and adds 1; an older one
+// (events arrive out of order across partitions) adds its own decayed weight.
 var countScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  for i = 2, #KEYS do redis.call('INCR', KEYS[i]) end
-  return 1
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local nIncr, nDecay = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 2, 1 + nIncr do redis.call('INCR', KEYS[i]) end
+local field, t, h = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+for i = 2 + nIncr, 1 + nIncr + nDecay do
+  local imp, clk, ref = 0, 0, t
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    local a, b, c = string.match(v, '^(%S+) (%S+) (%S+)$')
+    if c then imp, clk, ref = tonumber(a), tonumber(b), tonumber(c) end
+  end
+  local add = 1
+  if t >= ref then
+    local f = 2 ^ (-(t - ref) / h)
+    imp, clk, ref = imp * f, clk * f, t
+  else
+    add = 2 ^ (-(ref - t) / h)
+  end
+  if field == 1 then imp = imp + add else clk = clk + add end
+  redis.call('SET', KEYS[i], string.format('%.9g %.9g %.0f', imp, clk, ref), 'PX', ARGV[10])
 end
-return 0`)
+if ARGV[7] ~= '' then
+  local k = KEYS[#KEYS]
+  redis.call('LPUSH', k, ARGV[7])
+  redis.call('LTRIM', k, 0, tonumber(ARGV[8]) - 1)
+  redis.call('PEXPIRE', k, ARGV[9])
+end
+return 1`)
 
 // Counters is the real-time feature updater: a consumer in a consumer group
 // that turns events into per-item counters in Redis (impressions, clicks,
@@ -99,7 +168,7 @@ func NewCounters(cfg Config, ccfg CountersConfig, rdb redis.Cmdable, logger *slo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Counters{cfg: cfg.withDefaults(), ccfg: ccfg.withDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{}}
+	c := &Counters{cfg: cfg.withDefaults(), ccfg: ccfg.WithDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{}}
 	c.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "recsys_feedback_consumer_lag",
 		Help: "Records on the events topic not yet processed by the consumer group, summed over partitions.",
@@ -212,8 +281,8 @@ func (c *Counters) apply(ctx context.Context, recs []*kgo.Record) error {
 			invalid++
 			continue
 		}
-		keys := append([]string{c.ccfg.KeyPrefix + ":seen:" + ev.EventID}, c.counterKeys(&ev)...)
-		cmds = append(cmds, countScript.Eval(ctx, pipe, keys, ttl))
+		keys, args := c.scriptArgs(&ev, ttl)
+		cmds = append(cmds, countScript.Eval(ctx, pipe, keys, args...))
 	}
 	if len(cmds) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -238,23 +307,41 @@ func (c *Counters) apply(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-func (c *Counters) counterKeys(ev *Event) []string {
+// scriptArgs lays out countScript's keys and arguments for one event.
+func (c *Counters) scriptArgs(ev *Event, ttl string) ([]string, []any) {
 	p := c.ccfg.KeyPrefix
+	keys := []string{p + ":seen:" + ev.EventID}
+	var decayed []string
+	field, histItem := 2, ""
 	switch ev.Type {
 	case TypeImpression:
-		keys := make([]string, len(ev.Items))
-		for i, it := range ev.Items {
-			keys[i] = p + ":imp:" + it.ItemID
+		field = 1
+		for _, it := range ev.Items {
+			keys = append(keys, p+":imp:"+it.ItemID)
+			decayed = append(decayed, realtime.ItemKey(p, it.ItemID))
 		}
-		return keys
 	case TypeClick:
-		return []string{p + ":clk:" + ev.ItemID}
+		keys = append(keys, p+":clk:"+ev.ItemID)
+		decayed = append(decayed, realtime.ItemKey(p, ev.ItemID))
+		histItem = ev.ItemID
 	case TypeAddToCart:
-		return []string{p + ":cart:" + ev.ItemID}
+		keys = append(keys, p+":cart:"+ev.ItemID)
+		histItem = ev.ItemID
 	case TypePurchase:
-		return []string{p + ":buy:" + ev.ItemID}
+		keys = append(keys, p+":buy:"+ev.ItemID)
+		histItem = ev.ItemID
 	}
-	return nil // dwell: remembered, not counted (no counter feature yet)
+	// dwell: remembered, not counted (no dwell feature yet).
+	nIncr := len(keys) - 1
+	keys = append(keys, decayed...)
+	if histItem != "" && ev.UserID != "" {
+		keys = append(keys, realtime.UserKey(p, ev.UserID))
+	} else {
+		histItem = ""
+	}
+	hl := c.ccfg.HalfLife.Milliseconds()
+	return keys, []any{ttl, nIncr, len(decayed), field, ev.Timestamp.UnixMilli(), hl,
+		histItem, c.ccfg.HistoryLength, c.ccfg.HistoryTTL.Milliseconds(), max(10*hl, (24 * time.Hour).Milliseconds())}
 }
 
 // Stats returns how many distinct events were counted and how many

@@ -2,13 +2,19 @@ package feedback
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recsys-dev/recsys/internal/realtime"
 	"github.com/recsys-dev/recsys/internal/redisd"
 )
 
@@ -149,11 +155,101 @@ func TestCountersConfig_Validate(t *testing.T) {
 		{"set", CountersConfig{Group: "g", KeyPrefix: "p", DedupeWindow: time.Hour}, true},
 		{"negative window", CountersConfig{DedupeWindow: -1}, false},
 		{"sub-second window", CountersConfig{DedupeWindow: time.Millisecond}, false},
+		{"sub-second half-life", CountersConfig{HalfLife: time.Millisecond}, false},
+		{"history too long", CountersConfig{HistoryLength: 1001}, false},
+		{"negative history", CountersConfig{HistoryLength: -1}, false},
+		{"history ttl under a minute", CountersConfig{HistoryTTL: time.Second}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.cfg.Validate(); (err == nil) != tt.ok {
 				t.Fatalf("Validate = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestCounters_RealtimeState checks the decayed item counts and the user
+// histories the ranker's counter and user features read, on both servers.
+func TestCounters_RealtimeState(t *testing.T) {
+	for name, addr := range redisServers(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := redis.NewClient(&redis.Options{Addr: addr})
+			defer rdb.Close()
+			const h = time.Hour
+			c, err := NewCounters(Config{Brokers: []string{"127.0.0.1:1"}}, CountersConfig{KeyPrefix: "rt", HalfLife: h, HistoryLength: 3}, rdb, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+			n := 0
+			ev := func(typ, user, item string, at time.Time) Event {
+				n++
+				e := Event{EventID: fmt.Sprintf("e%d", n), Type: typ, SchemaVersion: SchemaVersion, Timestamp: at, UserID: user, ItemID: item}
+				if typ == TypeImpression {
+					e.ItemID, e.Surface = "", SurfaceSearch
+					e.Items = []ImpressionItem{{ItemID: item}, {ItemID: "other", Position: 1}}
+				}
+				return e
+			}
+			evs := []Event{
+				ev(TypeImpression, "u1", "a", t0),
+				ev(TypeImpression, "u1", "a", t0.Add(h)),  // decays the first to 0.5: 1.5
+				ev(TypeImpression, "u2", "a", t0.Add(-h)), // late, older than the reference: adds 0.25
+				ev(TypeClick, "u1", "a", t0.Add(h)),       // 1 click at the reference
+				ev(TypeClick, "u1", "b", t0.Add(2*h)),     // b's own reference
+				ev(TypePurchase, "u1", "c", t0.Add(2*h)),  // history only
+				ev(TypeAddToCart, "u1", "d", t0.Add(3*h)), // history only; trims "a" off
+				ev(TypeDwell, "u1", "e", t0.Add(3*h)),     // neither
+			}
+			dwell := int64(5)
+			evs[len(evs)-1].DwellMS = &dwell
+			recs := make([]*kgo.Record, 0, len(evs)+1)
+			for _, e := range append(evs, evs[3]) { // the click again: a redelivery
+				b, err := json.Marshal(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, &kgo.Record{Value: b})
+			}
+			if err := c.apply(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			stats := func(item string) realtime.Stats {
+				t.Helper()
+				v, err := rdb.Get(ctx, realtime.ItemKey("rt", item)).Result()
+				if err != nil {
+					t.Fatalf("%s: %v", item, err)
+				}
+				s, ok := realtime.Parse(v)
+				if !ok {
+					t.Fatalf("%s: unparsable %q", item, v)
+				}
+				return s
+			}
+			near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+			if s := stats("a"); !near(s.Impressions, 1.75) || !near(s.Clicks, 1) || !s.At.Equal(t0.Add(h)) {
+				t.Errorf("a = %+v, want 1.75 impressions, 1 click (not 2: the redelivery), at t0+1h", s)
+			}
+			if s := stats("b"); !near(s.Impressions, 0) || !near(s.Clicks, 1) || !s.At.Equal(t0.Add(2*h)) {
+				t.Errorf("b = %+v, want 0 impressions, 1 click at t0+2h", s)
+			}
+			if s := stats("other"); !near(s.Impressions, 1.75) {
+				t.Errorf("other = %+v, want 1.75 impressions", s)
+			}
+			if n, _ := rdb.Exists(ctx, realtime.ItemKey("rt", "c"), realtime.ItemKey("rt", "e")).Result(); n != 0 {
+				t.Errorf("purchases and dwells must not write decayed counts; %d keys exist", n)
+			}
+			hist, err := rdb.LRange(ctx, realtime.UserKey("rt", "u1"), 0, -1).Result()
+			if err != nil || !slices.Equal(hist, []string{"d", "c", "b"}) {
+				t.Errorf("u1 history = %v (%v), want [d c b]: most recent first, trimmed to 3", hist, err)
+			}
+			if n, _ := rdb.Exists(ctx, realtime.UserKey("rt", "u2")).Result(); n != 0 {
+				t.Error("an impression must not enter a user's history")
+			}
+			if ttl, _ := rdb.PTTL(ctx, realtime.ItemKey("rt", "a")).Result(); ttl <= 0 || ttl > 24*time.Hour {
+				t.Errorf("decayed key TTL = %v, want max(10 half-lives, 1 day) = 24h", ttl)
 			}
 		})
 	}

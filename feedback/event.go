@@ -101,6 +101,10 @@ type Event struct {
 	Bundle       string           `json:"bundle,omitempty"`
 	FeatureNames []string         `json:"feature_names,omitempty"`
 	Items        []ImpressionItem `json:"items,omitempty"`
+	// Explore marks an impression whose shown order was randomly permuted
+	// from the ranked order (result randomization), so that training can
+	// estimate how much position alone draws clicks. Impressions only.
+	Explore bool `json:"explore,omitempty"`
 }
 
 // ImpressionItem is one served item of an impression with the feature vector
@@ -322,6 +326,9 @@ func (e *Event) validateAction() error {
 		if q := *e.Quantity; q < 1 || q > 10000 {
 			return fieldErr("quantity", "must be in [1, 10000]")
 		}
+	}
+	if e.Explore {
+		return fieldErr("explore", "only allowed for impression")
 	}
 	switch {
 	case e.Type == TypeDwell && e.DwellMS == nil:

@@ -195,6 +195,7 @@ func TestDecode_Malformed(t *testing.T) {
 		{"dwell over a day", withField(t, validDwell, "dwell_ms", `86400001`), "dwell_ms", "must be in"},
 		{"dwell_ms on click", withField(t, validClick, "dwell_ms", `10`), "dwell_ms", "only allowed for dwell"},
 		{"dwell_ms on impression", withField(t, validImpression, "dwell_ms", `10`), "dwell_ms", "only allowed for dwell"},
+		{"explore on click", withField(t, validClick, "explore", `true`), "explore", "only allowed for impression"},
 		{"dwell schema version 2", withField(t, validDwell, "schema_version", `2`), "schema_version", "must be 1"},
 		{"query too long", withField(t, validClick, "query", `"`+strings.Repeat("q", MaxQueryBytes+1)+`"`), "query", "longer than"},
 		{"body too large", `{"query":"` + strings.Repeat("q", MaxEventBytes) + `"}`, "body", "larger than"},

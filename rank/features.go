@@ -19,6 +19,13 @@ const (
 	SourceItem = "item"
 	// SourceRequest features are computed by the engine for each request.
 	SourceRequest = "request"
+	// SourceCounter features are real-time, time-decayed item engagement
+	// counts that the counter updater keeps in Redis from the event topic.
+	SourceCounter = "counter"
+	// SourceUser features cross the user with the item: how much of the
+	// user's recent actions (kept in Redis by the counter updater) fell on
+	// the item's category or brand.
+	SourceUser = "user"
 )
 
 // Built-in item feature names (see ItemFeatures).
@@ -38,10 +45,59 @@ const (
 	FeatRetrievalRank  = "retrieval_rank"
 )
 
+// Real-time item features (source counter).
+const (
+	// FeatItemImpressions is log(1 + decayed impressions).
+	FeatItemImpressions = "item_impressions"
+	// FeatItemClicks is log(1 + decayed clicks).
+	FeatItemClicks = "item_clicks"
+	// FeatItemCTR is the decayed click-through rate shrunk towards
+	// CTRPriorMean with the weight of CTRPriorImpressions impressions, so a
+	// new item with one lucky click does not look like a hit.
+	FeatItemCTR = "item_ctr"
+)
+
+// The prior of FeatItemCTR: (clicks + mean*n) / (impressions + n).
+const (
+	CTRPriorMean        = 0.05
+	CTRPriorImpressions = 20
+)
+
+// User-item cross features (source user).
+const (
+	// FeatUserCategoryAffinity is the recency-weighted share of the user's
+	// recent actions on items of the candidate's category, in [0, 1].
+	FeatUserCategoryAffinity = "user_category_affinity"
+	// FeatUserBrandAffinity is the same share for the candidate's brand.
+	FeatUserBrandAffinity = "user_brand_affinity"
+	// FeatUserHistory is log(1 + the user's recent actions): how much the
+	// affinities can be trusted. The same for every candidate.
+	FeatUserHistory = "user_history"
+)
+
+// HistoryDecay weighs the i-th most recent action HistoryDecay^i in the
+// user's affinities.
+const HistoryDecay = 0.9
+
 var (
 	itemFeatureNames    = []string{FeatLogPopularity, FeatLogPrice, FeatAgeDays, FeatAgeRating, FeatAvailable, FeatCategoryID, FeatBrandID}
 	requestFeatureNames = []string{FeatRetrievalScore, FeatRetrievalRank}
+	counterFeatureNames = []string{FeatItemImpressions, FeatItemClicks, FeatItemCTR}
+	userFeatureNames    = []string{FeatUserCategoryAffinity, FeatUserBrandAffinity, FeatUserHistory}
+	sourceNames         = map[string][]string{SourceItem: itemFeatureNames, SourceRequest: requestFeatureNames,
+		SourceCounter: counterFeatureNames, SourceUser: userFeatureNames}
 )
+
+// SourceOf returns the source that computes the named feature; ok is false
+// for a name no source knows.
+func SourceOf(name string) (source string, ok bool) {
+	for src, names := range sourceNames {
+		if slices.Contains(names, name) {
+			return src, true
+		}
+	}
+	return "", false
+}
 
 // FeatureSpec declares one feature of the ranking model's input vector.
 type FeatureSpec struct {
@@ -82,6 +138,12 @@ func DefaultConfig() Config {
 			{Name: FeatAvailable, Source: SourceItem, Default: 1},
 			{Name: FeatCategoryID, Source: SourceItem},
 			{Name: FeatBrandID, Source: SourceItem},
+			{Name: FeatItemImpressions, Source: SourceCounter},
+			{Name: FeatItemClicks, Source: SourceCounter},
+			{Name: FeatItemCTR, Source: SourceCounter, Default: CTRPriorMean},
+			{Name: FeatUserCategoryAffinity, Source: SourceUser},
+			{Name: FeatUserBrandAffinity, Source: SourceUser},
+			{Name: FeatUserHistory, Source: SourceUser},
 		},
 		Weights: map[string]float32{
 			FeatRetrievalScore: 1,
@@ -112,17 +174,10 @@ func (c Config) Validate() error {
 		if math.IsNaN(float64(f.Default)) || math.IsInf(float64(f.Default), 0) {
 			errs = append(errs, fmt.Errorf("%s.default: must be finite", key))
 		}
-		switch f.Source {
-		case SourceItem:
-			if f.Name != "" && !slices.Contains(itemFeatureNames, f.Name) {
-				errs = append(errs, fmt.Errorf("%s.name: unknown item feature %q (known: %s)", key, f.Name, strings.Join(itemFeatureNames, ", ")))
-			}
-		case SourceRequest:
-			if f.Name != "" && !slices.Contains(requestFeatureNames, f.Name) {
-				errs = append(errs, fmt.Errorf("%s.name: unknown request feature %q (known: %s)", key, f.Name, strings.Join(requestFeatureNames, ", ")))
-			}
-		default:
-			errs = append(errs, fmt.Errorf("%s.source: must be item or request, got %q", key, f.Source))
+		if known, ok := sourceNames[f.Source]; !ok {
+			errs = append(errs, fmt.Errorf("%s.source: must be item, request, counter or user, got %q", key, f.Source))
+		} else if f.Name != "" && !slices.Contains(known, f.Name) {
+			errs = append(errs, fmt.Errorf("%s.name: unknown %s feature %q (known: %s)", key, f.Source, f.Name, strings.Join(known, ", ")))
 		}
 	}
 	names := make([]string, 0, len(c.Weights))
@@ -249,27 +304,44 @@ func itemFeature(f FeatureSpec, it *catalog.Item, d *Dict, now time.Time) float3
 	return f.Default
 }
 
-// Layout maps the declared vector onto its two sources, so the engine (and
+// Layout maps the declared vector onto its sources, so the engine (and
 // the training job, replaying impressions) assemble vectors identically.
 type Layout struct {
 	n        int
 	itemPos  []int // vector position of each store-row column
 	scorePos int   // -1 when not declared
 	rankPos  int
-	defaults []float32
+	// Positions of the counter and user features, -1 when not declared.
+	impPos, clkPos, ctrPos, catPos, brandPos, histPos int
+	defaults                                          []float32
 }
 
 // NewLayout precomputes the positions of cfg's features.
 func NewLayout(cfg Config) Layout {
-	l := Layout{n: len(cfg.Features), scorePos: -1, rankPos: -1, defaults: cfg.Defaults()}
+	l := Layout{n: len(cfg.Features), scorePos: -1, rankPos: -1, impPos: -1, clkPos: -1, ctrPos: -1,
+		catPos: -1, brandPos: -1, histPos: -1, defaults: cfg.Defaults()}
 	for i, f := range cfg.Features {
-		switch {
-		case f.Source == SourceItem:
+		if f.Source == SourceItem {
 			l.itemPos = append(l.itemPos, i)
-		case f.Name == FeatRetrievalScore:
+			continue
+		}
+		switch f.Name {
+		case FeatRetrievalScore:
 			l.scorePos = i
-		case f.Name == FeatRetrievalRank:
+		case FeatRetrievalRank:
 			l.rankPos = i
+		case FeatItemImpressions:
+			l.impPos = i
+		case FeatItemClicks:
+			l.clkPos = i
+		case FeatItemCTR:
+			l.ctrPos = i
+		case FeatUserCategoryAffinity:
+			l.catPos = i
+		case FeatUserBrandAffinity:
+			l.brandPos = i
+		case FeatUserHistory:
+			l.histPos = i
 		}
 	}
 	return l
@@ -280,6 +352,12 @@ func (l Layout) Len() int { return l.n }
 
 // ItemLen is the store-row length.
 func (l Layout) ItemLen() int { return len(l.itemPos) }
+
+// NeedsCounters reports whether any counter feature is declared.
+func (l Layout) NeedsCounters() bool { return l.impPos >= 0 || l.clkPos >= 0 || l.ctrPos >= 0 }
+
+// NeedsUser reports whether any user feature is declared.
+func (l Layout) NeedsUser() bool { return l.catPos >= 0 || l.brandPos >= 0 || l.histPos >= 0 }
 
 // Fill writes one full vector into dst (len Len()) from a store row (len
 // ItemLen()) and the request features. rank is 0-based as retrieval returns
@@ -295,4 +373,62 @@ func (l Layout) Fill(dst, itemRow []float32, retrievalScore float32, retrievalRa
 	if l.rankPos >= 0 {
 		dst[l.rankPos] = float32(retrievalRank)
 	}
+}
+
+// FillCounters writes the counter features from an item's decayed counts.
+func (l Layout) FillCounters(dst []float32, impressions, clicks float64) {
+	set(dst, l.impPos, math.Log1p(impressions))
+	set(dst, l.clkPos, math.Log1p(clicks))
+	set(dst, l.ctrPos, (clicks+CTRPriorMean*CTRPriorImpressions)/(impressions+CTRPriorImpressions))
+}
+
+// FillUser writes the user features of one candidate from the user's
+// profile.
+func (l Layout) FillUser(dst []float32, p *UserProfile, category, brand string) {
+	set(dst, l.catPos, p.Categories[category])
+	set(dst, l.brandPos, p.Brands[brand])
+	set(dst, l.histPos, math.Log1p(float64(p.Actions)))
+}
+
+func set(dst []float32, pos int, v float64) {
+	if pos >= 0 {
+		dst[pos] = float32(v)
+	}
+}
+
+// UserProfile is the recency-weighted share of a user's recent actions per
+// category and per brand.
+type UserProfile struct {
+	Categories map[string]float64
+	Brands     map[string]float64
+	Actions    int
+}
+
+// NewUserProfile builds a profile from the categories and brands of the
+// items a user acted on, most recent first; the i-th weighs HistoryDecay^i.
+// Unknown items (the catalog changed) are passed as empty strings and
+// skipped.
+func NewUserProfile(categories, brands []string) *UserProfile {
+	p := &UserProfile{Categories: map[string]float64{}, Brands: map[string]float64{}}
+	w, total := 1.0, 0.0
+	for i := range categories {
+		if categories[i] != "" || brands[i] != "" {
+			if categories[i] != "" {
+				p.Categories[categories[i]] += w
+			}
+			if brands[i] != "" {
+				p.Brands[brands[i]] += w
+			}
+			total += w
+			p.Actions++
+		}
+		w *= HistoryDecay
+	}
+	for k := range p.Categories {
+		p.Categories[k] /= total
+	}
+	for k := range p.Brands {
+		p.Brands[k] /= total
+	}
+	return p
 }

@@ -20,8 +20,13 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "default is valid", mutate: func(*Config) {}},
 		{
 			name:    "bad source names its index",
-			mutate:  func(c *Config) { c.Features[2].Source = "user" },
-			wantErr: []string{`features[2].source: must be item or request, got "user"`},
+			mutate:  func(c *Config) { c.Features[2].Source = "session" },
+			wantErr: []string{`features[2].source: must be item, request, counter or user, got "session"`},
+		},
+		{
+			name:    "feature under the wrong source",
+			mutate:  func(c *Config) { c.Features[2].Source = SourceUser },
+			wantErr: []string{`features[2].name: unknown user feature "log_popularity" (known: user_category_affinity, user_brand_affinity, user_history)`},
 		},
 		{
 			name:    "duplicate name",
@@ -31,7 +36,7 @@ func TestConfig_Validate(t *testing.T) {
 		{
 			name:    "unknown built-in item feature",
 			mutate:  func(c *Config) { c.Features = append(c.Features, FeatureSpec{Name: "colour", Source: SourceItem}) },
-			wantErr: []string{`features[9].name: unknown item feature "colour"`},
+			wantErr: []string{`features[15].name: unknown item feature "colour"`},
 		},
 		{
 			name:    "unknown request feature",

@@ -314,33 +314,45 @@ func NDCG(scores, labels []float32, groups []int, k int) float64 {
 }
 
 // WeightedNDCG is NDCG with each row's gain multiplied by its weight (nil
-// weights are all 1): with inverse propensities as weights, it estimates
-// the NDCG a ranking would have had if every position were examined.
+// weights are all 1). With inverse examination propensities as weights it
+// estimates the NDCG a ranking would have had if every position were
+// examined: each query counts in proportion to its weighted ideal DCG over
+// its unweighted one (for a query with one click, that click's inverse
+// propensity), so a click low on the page weighs more than one at the top.
+// Normalising each query by its own weighted ideal alone would cancel the
+// weight of every single-click query, leaving the metric biased towards
+// the order that logged the clicks. Without weights it is the plain mean.
 func WeightedNDCG(scores, labels, weights []float32, groups []int, k int) float64 {
-	sum, n := 0.0, 0
+	sum, wsum := 0.0, 0.0
 	start := 0
 	var idx []int
-	var gs []float64
+	var gs, raw []float64
 	for _, g := range groups {
-		gs = rowGains(gs[:0], labels[start:start+g], weightsOf(weights, start, g))
+		w := weightsOf(weights, start, g)
+		gs = rowGains(gs[:0], labels[start:start+g], w)
 		ss := scores[start : start+g]
+		raw = rowGains(raw[:0], labels[start:start+g], nil)
 		start += g
 		ideal := idealDCG(gs, k)
 		if ideal == 0 {
 			continue
+		}
+		norm := ideal
+		if w != nil {
+			norm = idealDCG(raw, k)
 		}
 		idx = rankOrder(idx[:0], ss)
 		dcg := 0.0
 		for p := 0; p < len(idx) && p < k; p++ {
 			dcg += gs[idx[p]] * discount(p)
 		}
-		sum += dcg / ideal
-		n++
+		sum += dcg / norm
+		wsum += ideal / norm
 	}
-	if n == 0 {
+	if wsum == 0 {
 		return 0
 	}
-	return sum / float64(n)
+	return sum / wsum
 }
 
 func gain(label float32) float64 { return math.Exp2(float64(label)) - 1 }
@@ -398,9 +410,11 @@ func rankOrder(dst []int, scores []float32) []int {
 
 // lambdas holds the per-row gradients of one round and what they need.
 type lambdas struct {
-	gains      []float64 // per row, weighted
-	starts     []int
-	ideal      []float64 // ideal DCG@k of each query; 0 skips it
+	gains  []float64 // per row, weighted
+	starts []int
+	// ideal DCG@k of each query from unweighted gains, so a query's
+	// weights scale its gradients rather than cancel out; 0 skips it.
+	ideal      []float64
 	k          int
 	grad, hess []float64
 }
@@ -409,9 +423,13 @@ func newLambdas(d *Dataset, k int) *lambdas {
 	l := &lambdas{gains: rowGains(nil, d.Labels, d.Weights), k: k, grad: make([]float64, d.Rows()), hess: make([]float64, d.Rows())}
 	l.starts = make([]int, len(d.Groups)+1)
 	l.ideal = make([]float64, len(d.Groups))
+	raw := l.gains
+	if d.Weights != nil {
+		raw = rowGains(nil, d.Labels, nil)
+	}
 	for q, g := range d.Groups {
 		l.starts[q+1] = l.starts[q] + g
-		l.ideal[q] = idealDCG(l.gains[l.starts[q]:l.starts[q+1]], k)
+		l.ideal[q] = idealDCG(raw[l.starts[q]:l.starts[q+1]], k)
 	}
 	return l
 }

@@ -101,6 +101,26 @@ func TestWeightedNDCG(t *testing.T) {
 	}
 }
 
+// TestWeightedNDCG_SingleClickQueries: with one click per query a per-query
+// normalisation cancels the weights, so each query must count by its
+// click's weight instead. Query 1's click was shown on top (weight 1) and the
+// model keeps it there; query 2's click was shown fifth (weight 5) and the
+// model ranks it third.
+func TestWeightedNDCG_SingleClickQueries(t *testing.T) {
+	labels := []float32{1, 0, 0, 0, 0, 0, 0, 1}
+	weights := []float32{1, 2, 3, 1, 2, 3, 4, 5}
+	groups := []int{3, 5}
+	scores := []float32{3, 2, 1, 5, 4, 1, 0, 2}
+	q2 := 1 / math.Log2(4)
+	want := (1*1 + 5*q2) / 6
+	if got := WeightedNDCG(scores, labels, weights, groups, 10); math.Abs(got-want) > 1e-12 {
+		t.Fatalf("WeightedNDCG = %v, want %v (queries weighted 1 and 5)", got, want)
+	}
+	if got, plain := WeightedNDCG(scores, labels, nil, groups, 10), (1+q2)/2; math.Abs(got-plain) > 1e-12 {
+		t.Fatalf("unweighted = %v, want the plain mean %v", got, plain)
+	}
+}
+
 func TestLambdaMARTConfig_Validate(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -42,6 +42,8 @@ type Store struct {
 	client       redis.UniversalClient
 	prefix       string
 	fetchTimeout time.Duration
+	rtPrefix     string // the counter updater's key prefix (UseRealtime)
+	rtHalfLife   time.Duration
 
 	fetchSeconds prometheus.Histogram
 	missing      *prometheus.CounterVec

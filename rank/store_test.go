@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recsys-dev/recsys/internal/realtime"
 	"github.com/recsys-dev/recsys/internal/redisd"
 )
 
@@ -277,6 +278,44 @@ func testStoreContract(t *testing.T, newClient clientFactory) {
 		}
 		if !slices.Equal(dst, slices.Concat(defaults, defaults)) {
 			t.Fatalf("dst = %v, want defaults", dst)
+		}
+	})
+
+	t.Run("real-time counts and history in one round trip", func(t *testing.T) {
+		c := newClient(t)
+		s := newTestStore(t, c, nil)
+		if _, err := s.FetchRealtime(ctx, time.Now(), "u", []string{"a"}, true); err == nil {
+			t.Fatal("FetchRealtime without UseRealtime succeeded")
+		}
+		s.UseRealtime("rt", time.Hour)
+		at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+		if err := c.Set(ctx, realtime.ItemKey("rt", "a"), realtime.Format(realtime.Stats{Impressions: 40, Clicks: 4, At: at}), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(ctx, realtime.ItemKey("rt", "junk"), "not counts", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RPush(ctx, realtime.UserKey("rt", "u"), "x", "y").Err(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.FetchRealtime(ctx, at.Add(2*time.Hour), "u", []string{"a", "absent", "junk"}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []realtime.Stats{{Impressions: 10, Clicks: 1, At: at.Add(2 * time.Hour)}, {}, {}}
+		if len(got.Items) != 3 || got.Items[0].Impressions != 10 || got.Items[0].Clicks != 1 || got.Items[1] != want[1] || got.Items[2] != want[2] {
+			t.Fatalf("items = %+v, want %+v (decayed two half-lives; absent and junk as no events)", got.Items, want)
+		}
+		if !slices.Equal(got.History, []string{"x", "y"}) {
+			t.Fatalf("history = %v", got.History)
+		}
+		// No user, no counters: nothing is read.
+		if got, err := s.FetchRealtime(ctx, at, "", []string{"a"}, false); err != nil || got.Items != nil || got.History != nil {
+			t.Fatalf("empty fetch = %+v, %v", got, err)
+		}
+		c.Close()
+		if _, err := s.FetchRealtime(ctx, at, "u", []string{"a"}, true); err == nil {
+			t.Fatal("FetchRealtime on a closed client succeeded")
 		}
 	})
 

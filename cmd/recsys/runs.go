@@ -45,14 +45,18 @@ func runRuns(_ context.Context, args []string, stdout, _ io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tDATA (impressions)\tTRAIN q/rows\tTEST q/rows\tTREES\tTEST NDCG@10 new/current\tDECISION\tREASON")
+	fmt.Fprintln(tw, "ID\tKIND\tDATA (impressions)\tTRAIN q/rows\tTEST q/rows\tTREES\tPOSITION BIAS\tTEST NDCG@10 new/current\tDECISION\tREASON")
 	for _, r := range recs {
 		span := "-"
 		if !r.Data.Oldest.IsZero() {
 			span = fmt.Sprintf("%s..%s", r.Data.Oldest.Format(time.DateTime), r.Data.Newest.Format(time.DateTime))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s (%d)\t%d/%d\t%d/%d\t%d\t%.4f/%.4f\t%s\t%s\n", r.ID, r.Kind, span, r.Join.Impressions,
-			r.Rows.TrainQueries, r.Rows.TrainRows, r.Rows.TestQueries, r.Rows.TestRows, r.Metrics.Trees,
+		bias := "-"
+		if p := r.Propensity; p != nil {
+			bias = fmt.Sprintf("%.2f %s", p.Power, p.Source)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s (%d)\t%d/%d\t%d/%d\t%d\t%s\t%.4f/%.4f\t%s\t%s\n", r.ID, r.Kind, span, r.Join.Impressions,
+			r.Rows.TrainQueries, r.Rows.TrainRows, r.Rows.TestQueries, r.Rows.TestRows, r.Metrics.Trees, bias,
 			r.Metrics.TestNDCG, r.Metrics.CurrentTestNDCG, r.Decision, r.Reason)
 	}
 	return tw.Flush()

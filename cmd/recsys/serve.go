@@ -127,14 +127,16 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 	if err != nil {
 		return nil, err
 	}
-	counters, err := feedback.NewCounters(kcfg, cfg.Kafka.Counters, client, log, s.Registry)
+	ccfg := cfg.Kafka.Counters.WithDefaults()
+	store.UseRealtime(ccfg.KeyPrefix, ccfg.HalfLife)
+	counters, err := feedback.NewCounters(kcfg, ccfg, client, log, s.Registry)
 	if err != nil {
 		return nil, err
 	}
 	s.goBackground(func(ctx context.Context) error { return counters.Run(ctx) })
 
 	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
-		Features: store, Seeder: store, Impressions: s.producer, Rules: set,
+		Features: store, Realtime: store, Seeder: store, Impressions: s.producer, Rules: set,
 		Load:   engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime},
 		Logger: log, Registerer: s.Registry,
 	})

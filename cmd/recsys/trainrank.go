@@ -20,7 +20,7 @@ import (
 )
 
 const trainRankSynopsis = "train rank [--config FILE] [--from TIME | --from-offsets P:O,...] [--until TIME] [--window D] " +
-	"[--test-fraction F] [--trees N] [--lr F] [--leaves N] [--depth N] [--seed S] [--rows FILE] [--out FILE] " +
+	"[--test-fraction F] [--propensity-estimate=false] [--min-explore-clicks N] [--propensity-power P] [--trees N] [--lr F] [--leaves N] [--depth N] [--seed S] [--rows FILE] [--out FILE] " +
 	"[--promote-to FILE | --no-promote] [--runs DIR]"
 
 // runTrainRank is `recsys train rank`: replay the events topic, train the
@@ -35,7 +35,11 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	rc := ranktrain.DefaultConfig()
 	fs.DurationVar(&rc.Window, "window", rc.Window, "attribution window: actions later than this after an impression do not label it")
 	fs.Float64Var(&rc.TestFraction, "test-fraction", rc.TestFraction, "newest fraction of the queries the gate tests on")
-	fs.Float64Var(&rc.PropensityPower, "propensity-power", rc.PropensityPower, "position-bias correction: rows weigh (position+1)^power (0: none)")
+	fs.BoolVar(&rc.PropensityEstimate, "propensity-estimate", rc.PropensityEstimate,
+		"estimate the position-bias power from randomized (explore) impressions; see engine.explore_rate")
+	fs.IntVar(&rc.MinExploreClicks, "min-explore-clicks", rc.MinExploreClicks, "fewest clicks on explore impressions the estimate needs")
+	fs.Float64Var(&rc.PropensityPower, "propensity-power", rc.PropensityPower,
+		"position-bias correction when not estimated: rows weigh (position+1)^power (0: none)")
 	fs.IntVar(&rc.MinTestQueries, "min-test-queries", rc.MinTestQueries, "fewest test queries with a click or purchase the gate decides on")
 	fs.IntVar(&rc.Model.Trees, "trees", rc.Model.Trees, "most boosting rounds (early stopping usually ends sooner)")
 	fs.Float64Var(&rc.Model.LearningRate, "lr", rc.Model.LearningRate, "shrinkage")

@@ -10,4 +10,9 @@
 // build.ranker points, so the next bundle carries it) only if its NDCG@10
 // on that slice is not worse than the current model's. Every run, promoted,
 // rejected or failed, leaves a Record in the run history.
+//
+// Clicks are position-biased, so rows weigh their inverse examination
+// propensity. The run estimates it from the impressions the server showed
+// in random order (explore) when there are enough clicks on them, and
+// falls back to a configured power otherwise; the record says which.
 package ranktrain

@@ -26,11 +26,14 @@ type Record struct {
 	Join     JoinStats `json:"join"`
 	Rows     RowCounts `json:"rows"`
 	Params   Params    `json:"params"`
-	Metrics  Metrics   `json:"metrics"`
-	Decision string    `json:"decision"`
-	Reason   string    `json:"reason"`
-	RowsFile string    `json:"rows_file,omitempty"`
-	Model    string    `json:"model,omitempty"`
+	// Propensity is the position-bias correction the run weighted rows
+	// with, set once the queries are joined.
+	Propensity *Propensity `json:"propensity,omitempty"`
+	Metrics    Metrics     `json:"metrics"`
+	Decision   string      `json:"decision"`
+	Reason     string      `json:"reason"`
+	RowsFile   string      `json:"rows_file,omitempty"`
+	Model      string      `json:"model,omitempty"`
 	// PromotedTo is the file the model was copied to (build.ranker), set
 	// only when the run promoted it.
 	PromotedTo string `json:"promoted_to,omitempty"`

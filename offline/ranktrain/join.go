@@ -40,6 +40,9 @@ type Query struct {
 	UserID    string
 	Time      time.Time
 	Bundle    string
+	// Explore marks an impression shown in a random permutation of the
+	// ranked order; EstimatePropensity learns position bias from these.
+	Explore   bool
 	Items     []string
 	Positions []int
 	Labels    []float32
@@ -108,7 +111,7 @@ func (j *Joiner) addImpression(ev feedback.Event) {
 			return
 		}
 	}
-	q := &Query{RequestID: ev.RequestID, UserID: ev.UserID, Time: ev.Timestamp, Bundle: ev.Bundle}
+	q := &Query{RequestID: ev.RequestID, UserID: ev.UserID, Time: ev.Timestamp, Bundle: ev.Bundle, Explore: ev.Explore}
 	for _, it := range ev.Items {
 		if len(it.Features) != len(j.features) {
 			j.stats.NoFeatures++
@@ -197,22 +200,28 @@ func Dataset(features []string, qs []*Query, power float64) *rank.Dataset {
 }
 
 // WriteRows writes the queries as CSV, one row per shown item, for people
-// to inspect what the model trained on: the join keys, the label and every
+// to inspect what the model trained on: the join keys, the position and
+// whether the page was randomized (explore, 0 or 1), the label and every
 // feature under its name.
 func WriteRows(w io.Writer, features []string, qs []*Query) error {
 	cw := csv.NewWriter(w)
-	header := append([]string{"request_id", "timestamp", "user_id", "item_id", "position", "label"}, features...)
+	header := append([]string{"request_id", "timestamp", "user_id", "item_id", "position", "explore", "label"}, features...)
 	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("write rows: %w", err)
 	}
 	rec := make([]string, len(header))
 	for _, q := range qs {
+		explore := "0"
+		if q.Explore {
+			explore = "1"
+		}
 		for i, id := range q.Items {
 			rec[0], rec[1], rec[2], rec[3] = q.RequestID, q.Time.UTC().Format(time.RFC3339Nano), q.UserID, id
 			rec[4] = strconv.Itoa(q.Positions[i])
-			rec[5] = strconv.FormatFloat(float64(q.Labels[i]), 'g', -1, 32)
+			rec[5] = explore
+			rec[6] = strconv.FormatFloat(float64(q.Labels[i]), 'g', -1, 32)
 			for k, v := range q.Features[i] {
-				rec[6+k] = strconv.FormatFloat(float64(v), 'g', -1, 32)
+				rec[7+k] = strconv.FormatFloat(float64(v), 'g', -1, 32)
 			}
 			if err := cw.Write(rec); err != nil {
 				return fmt.Errorf("write rows: %w", err)

@@ -120,7 +120,13 @@ func TestWriteRows(t *testing.T) {
 	j := NewJoiner([]string{"f0", "f1"}, time.Hour)
 	j.Add(impression("r1", "u1", t0, []string{"f0", "f1"}, "a", "b"))
 	j.Add(action(feedback.TypeClick, "r1", "u1", "b", t0.Add(time.Second)))
+	explore := impression("r2", "u1", t0.Add(time.Minute), []string{"f0", "f1"}, "c")
+	explore.Explore = true
+	j.Add(explore)
 	qs, _ := j.Queries()
+	if len(qs) != 2 || qs[0].Explore || !qs[1].Explore {
+		t.Fatalf("explore flags not copied: %+v", qs)
+	}
 	var buf bytes.Buffer
 	if err := WriteRows(&buf, []string{"f0", "f1"}, qs); err != nil {
 		t.Fatal(err)
@@ -130,9 +136,10 @@ func TestWriteRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{
-		{"request_id", "timestamp", "user_id", "item_id", "position", "label", "f0", "f1"},
-		{"r1", "2026-11-01T12:00:00Z", "u1", "a", "0", "0", "0", "1"},
-		{"r1", "2026-11-01T12:00:00Z", "u1", "b", "1", "1", "1", "1"},
+		{"request_id", "timestamp", "user_id", "item_id", "position", "explore", "label", "f0", "f1"},
+		{"r1", "2026-11-01T12:00:00Z", "u1", "a", "0", "0", "0", "0", "1"},
+		{"r1", "2026-11-01T12:00:00Z", "u1", "b", "1", "0", "1", "1", "1"},
+		{"r2", "2026-11-01T12:01:00Z", "u1", "c", "0", "1", "0", "0", "1"},
 	}
 	if len(recs) != len(want) {
 		t.Fatalf("rows %v", recs)
@@ -142,6 +149,7 @@ func TestWriteRows(t *testing.T) {
 			t.Errorf("row %d = %v, want %v", i, recs[i], want[i])
 		}
 	}
+	qs = qs[:1]
 	d := Dataset([]string{"f0", "f1"}, qs, 0)
 	if err := d.Validate(); err != nil || !slices.Equal(d.Labels, []float32{0, 1}) || !slices.Equal(d.Groups, []int{2}) || d.Weights != nil {
 		t.Fatalf("dataset %+v, %v", d, err)

@@ -32,19 +32,29 @@ type Config struct {
 	// gate needs to decide anything; with fewer it keeps the current model.
 	MinTestQueries int `yaml:"min_test_queries"`
 	// PropensityPower corrects position bias: a row shown at position p
-	// (0 = top) weighs (p+1)^PropensityPower, the inverse of the
-	// examination probability 1/(p+1)^power of a position-based click
-	// model, in training and in the gate's NDCG. 0 trusts clicks as they
-	// are, which rewards whatever order logged them. The power is assumed,
-	// not estimated from the logs.
-	PropensityPower float64               `yaml:"propensity_power"`
-	Model           rank.LambdaMARTConfig `yaml:"model"`
+	// (0 = top) weighs (p+1)^power, the inverse of the examination
+	// probability 1/(p+1)^power of a position-based click model, in
+	// training and in the gate's NDCG. 0 trusts clicks as they are, which
+	// rewards whatever order logged them. This is the assumed power, used
+	// when PropensityEstimate is off or the randomized impressions are too
+	// few to estimate it from.
+	PropensityPower float64 `yaml:"propensity_power"`
+	// PropensityEstimate fits the power to the impressions the server
+	// showed in random order (explore), over the whole range read, train
+	// and test slices alike.
+	PropensityEstimate bool `yaml:"propensity_estimate"`
+	// MinExploreClicks is the fewest clicks on explore impressions the
+	// estimate needs; with fewer it is noise and PropensityPower is used.
+	MinExploreClicks int                   `yaml:"min_explore_clicks"`
+	Model            rank.LambdaMARTConfig `yaml:"model"`
 }
 
-// DefaultConfig attributes actions within 30 minutes and tests on the
-// newest 20% of the queries.
+// DefaultConfig attributes actions within 30 minutes, tests on the newest
+// 20% of the queries and estimates position bias from 200 explore clicks
+// or more, assuming 1/(p+1) examination below that.
 func DefaultConfig() Config {
-	return Config{Window: 30 * time.Minute, TestFraction: 0.2, MinTestQueries: 20, PropensityPower: 1, Model: rank.DefaultLambdaMARTConfig()}
+	return Config{Window: 30 * time.Minute, TestFraction: 0.2, MinTestQueries: 20,
+		PropensityPower: 1, PropensityEstimate: true, MinExploreClicks: 200, Model: rank.DefaultLambdaMARTConfig()}
 }
 
 // Validate reports every invalid field, naming it.
@@ -56,8 +66,11 @@ func (c Config) Validate() error {
 	if !(c.TestFraction > 0 && c.TestFraction < 1) {
 		errs = append(errs, errors.New("test_fraction: must be in (0, 1)"))
 	}
-	if !(c.PropensityPower >= 0 && c.PropensityPower <= 3) {
+	if !(c.PropensityPower >= 0 && c.PropensityPower <= maxPropensityPower) {
 		errs = append(errs, errors.New("propensity_power: must be in [0, 3]"))
+	}
+	if c.PropensityEstimate && c.MinExploreClicks < 1 {
+		errs = append(errs, errors.New("min_explore_clicks: must be >= 1 when propensity_estimate is on"))
 	}
 	if c.MinTestQueries < 1 {
 		errs = append(errs, errors.New("min_test_queries: must be >= 1"))
@@ -154,7 +167,12 @@ func Train(ctx context.Context, o Options, rec *Record, qs []*Query, js JoinStat
 	}
 	nTest := int(math.Round(o.Config.TestFraction * float64(len(qs))))
 	train, test := qs[:len(qs)-nTest], qs[len(qs)-nTest:]
-	trainSet, testSet := Dataset(o.Features, train, o.Config.PropensityPower), Dataset(o.Features, test, o.Config.PropensityPower)
+	// Explore pages from the whole range, test slice included, estimate the
+	// bias: it is one number about how users scan a page, not about items,
+	// and both slices must be weighted alike for the gate to be fair.
+	prop := propensity(o.Config, qs)
+	rec.Propensity = &prop
+	trainSet, testSet := Dataset(o.Features, train, prop.Power), Dataset(o.Features, test, prop.Power)
 	rec.Rows = RowCounts{TrainQueries: len(train), TrainRows: trainSet.Rows(), TestQueries: len(test), TestRows: testSet.Rows(),
 		TrainPositive: informative(trainSet), TestPositive: informative(testSet)}
 	if len(test) > 0 {
@@ -162,6 +180,7 @@ func Train(ctx context.Context, o Options, rec *Record, qs []*Query, js JoinStat
 	}
 	o.progress("joined %d impressions into %d queries (%d attributed actions); train %d queries, test %d (from %s)",
 		js.Impressions, len(qs), js.Attributed, len(train), len(test), rec.Rows.TestFrom.Format(time.RFC3339))
+	o.progress("%s", prop.summary())
 	if rec.Rows.TrainPositive == 0 {
 		return finish(o, rec, errors.New("no training query has a clicked or bought item"))
 	}

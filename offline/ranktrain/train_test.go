@@ -240,6 +240,10 @@ func TestConfig_Validate(t *testing.T) {
 		{"test fraction", func(c *Config) { c.TestFraction = 1 }, "test_fraction: must be in (0, 1)"},
 		{"model key is named", func(c *Config) { c.Model.Trees = 0 }, "model.trees: must be > 0"},
 		{"propensity power", func(c *Config) { c.PropensityPower = -1 }, "propensity_power: must be in [0, 3]"},
+		{"propensity power is checked when estimating", func(c *Config) { c.PropensityEstimate, c.PropensityPower = true, 3.5 },
+			"propensity_power: must be in [0, 3]"},
+		{"min explore clicks", func(c *Config) { c.MinExploreClicks = 0 }, "min_explore_clicks: must be >= 1 when propensity_estimate is on"},
+		{"min explore clicks unused without estimation", func(c *Config) { c.PropensityEstimate, c.MinExploreClicks = false, 0 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/recsys-dev/recsys/bundle"
+	"github.com/recsys-dev/recsys/internal/realtime"
+	"github.com/recsys-dev/recsys/rank"
+)
+
+// fakeRealtime serves fixed decayed counts and one history per user.
+type fakeRealtime struct {
+	mu      sync.Mutex
+	counts  map[string]realtime.Stats
+	history map[string][]string
+	err     error
+	calls   []string // the users asked for
+}
+
+func (f *fakeRealtime) FetchRealtime(_ context.Context, _ time.Time, user string, ids []string, counters bool) (rank.Realtime, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, user)
+	f.mu.Unlock()
+	if f.err != nil {
+		return rank.Realtime{}, f.err
+	}
+	var out rank.Realtime
+	if counters {
+		out.Items = make([]realtime.Stats, len(ids))
+		for i, id := range ids {
+			out.Items[i] = f.counts[id]
+		}
+	}
+	out.History = f.history[user]
+	return out, nil
+}
+
+// withFeatures re-lays g out for another feature list (defaults all -1, so
+// a filled value is told from a default).
+func withFeatures(t *testing.T, g *Generation, names ...string) {
+	t.Helper()
+	defaults := make([]float32, len(names))
+	for i := range defaults {
+		defaults[i] = -1
+	}
+	g.Manifest.FeatureNames, g.Manifest.FeatureDefaults = names, defaults
+	var err error
+	if g.layout, g.itemDefaults, err = layoutOf(g.Manifest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEngine_RealtimeFeatures(t *testing.T) {
+	items := testItems()
+	names := []string{"retrieval_score", "log_popularity", "item_clicks", "item_ctr", "user_category_affinity", "user_brand_affinity", "user_history"}
+	rt := &fakeRealtime{
+		counts: map[string]realtime.Stats{"j1": {Impressions: 80, Clicks: 9}},
+		// Most recent first: j2 (jazz, Blue) weighs 1, t1 (toys, Kindred) 0.9,
+		// then an id the catalog no longer has.
+		history: map[string][]string{"u1": {"j2", "t1", "gone"}},
+	}
+	e := newEngine(t, Deps{Features: storeFor(items), Realtime: rt, Rules: compileRules(t)})
+	g, _ := newGen(t, "v1", items, &fakeScorer{weights: make([]float32, len(names))})
+	withFeatures(t, g, names...)
+	e.publish(g)
+
+	res, err := e.Search(context.Background(), SearchRequest{Query: "guitar album", K: 10, User: User{ID: "u1"}, Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Degraded) != 0 {
+		t.Fatalf("degraded %v", res.Degraded)
+	}
+	const jazz, toys = 1 / 1.9, 0.9 / 1.9
+	want := map[string][]float64{ // item_clicks, item_ctr, category, brand, history
+		"j1": {math.Log1p(9), (9 + 1) / 100.0, jazz, jazz, math.Log1p(2)},
+		"t1": {0, 1 / 20.0, toys, toys, math.Log1p(2)},
+		"m1": {0, 1 / 20.0, 0, 0, math.Log1p(2)},
+	}
+	seen := 0
+	for _, h := range res.Items {
+		w, ok := want[h.ID]
+		if !ok {
+			continue
+		}
+		seen++
+		for k, v := range w {
+			if got := float64(h.Features[2+k]); math.Abs(got-v) > 1e-6 {
+				t.Errorf("%s %s = %v, want %v", h.ID, names[2+k], got, v)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("only %d of %v in %v", seen, want, ids(res))
+	}
+
+	// An anonymous request reads no history: the user features say "none".
+	res, err = e.Search(context.Background(), SearchRequest{Query: "guitar album", K: 3, Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := res.Items[0].Features; f[4] != 0 || f[5] != 0 || f[6] != 0 {
+		t.Errorf("anonymous user features = %v, want 0", f[4:])
+	}
+
+	// The counter updater's Redis down: defaults, counted as degraded.
+	rt.err = errors.New("connection refused")
+	res, err = e.Search(context.Background(), SearchRequest{Query: "guitar album", K: 3, User: User{ID: "u1"}, Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Degraded, []string{"features"}) {
+		t.Errorf("degraded = %v, want [features]", res.Degraded)
+	}
+	for _, h := range res.Items {
+		for k := 2; k < len(names); k++ {
+			if h.Features[k] != -1 {
+				t.Errorf("%s %s = %v, want the default -1", h.ID, names[k], h.Features[k])
+			}
+		}
+	}
+}
+
+func TestEngine_NoRealtimeFetchWithoutRealtimeFeatures(t *testing.T) {
+	items := testItems()
+	rt := &fakeRealtime{}
+	e := newEngine(t, Deps{Features: storeFor(items), Realtime: rt})
+	g, _ := newGen(t, "v1", items, &fakeScorer{weights: []float32{1, 0}})
+	e.publish(g)
+	if _, err := e.Search(context.Background(), SearchRequest{Query: "guitar", K: 3, User: User{ID: "u1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.calls) != 0 {
+		t.Fatalf("fetched real-time state %d times for a bundle without such features", len(rt.calls))
+	}
+	// Counter features only: counts are read but no user history.
+	withFeatures(t, g, "retrieval_score", "item_ctr")
+	if _, err := e.Search(context.Background(), SearchRequest{Query: "guitar", K: 3, User: User{ID: "u1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rt.calls, []string{""}) {
+		t.Fatalf("calls = %q, want one without a user", rt.calls)
+	}
+}
+
+func TestLayoutOf_RefusesUnknownFeature(t *testing.T) {
+	m := &bundle.Manifest{FeatureNames: []string{"retrieval_score", "from_the_future"}, FeatureDefaults: []float32{0, 0}}
+	if _, _, err := layoutOf(m); err == nil || !strings.Contains(err.Error(), `"from_the_future"`) {
+		t.Fatalf("err = %v, want the unknown feature named", err)
+	}
+}
+
+func TestEngine_Explore(t *testing.T) {
+	items := testItems()
+	for _, rate := range []float64{0, 1} {
+		snk := &sink{}
+		e, err := New(Config{Candidates: 50, RankTimeout: time.Second, RecentDecay: 0.8, MaxRecent: 20, ExploreRate: rate},
+			Deps{Features: storeFor(items), Impressions: snk, Rules: compileRules(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := newGen(t, "v1", items, &fakeScorer{weights: []float32{0, 1}}) // by popularity
+		e.publish(g)
+		ranked := []string{"j2", "t1", "t3", "m1", "m2", "j1", "w1"} // t2 is unavailable
+		reordered := 0
+		const requests = 40
+		for range requests {
+			res, err := e.Recommend(context.Background(), RecommendRequest{User: User{ID: "u"}, K: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ids(res)
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ranked))) {
+				t.Fatalf("rate %v: served %v, want a permutation of %v", rate, got, ranked)
+			}
+			if !slices.Equal(got, ranked) {
+				reordered++
+			}
+		}
+		explored := 0
+		for _, ev := range snk.events {
+			if ev.Explore {
+				explored++
+			}
+			for pos, it := range ev.Items {
+				if it.Position != pos {
+					t.Fatalf("impression item %d logged at position %d", pos, it.Position)
+				}
+			}
+		}
+		switch rate {
+		case 0:
+			if reordered != 0 || explored != 0 {
+				t.Fatalf("rate 0: %d reordered, %d explore impressions", reordered, explored)
+			}
+		case 1:
+			// 7! orders: 40 shuffles all landing on the ranked one is
+			// (1/5040)^40.
+			if explored != requests || reordered < requests/2 {
+				t.Fatalf("rate 1: %d of %d impressions marked explore, %d reordered", explored, requests, reordered)
+			}
+		}
+	}
+}
