@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/recsys-dev/recsys/feedback"
 )
 
 func TestServer_Healthz(t *testing.T) {
@@ -188,5 +190,41 @@ func TestServer_OpenAPI(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(codes, got) {
 		t.Fatalf("spec codes %v, code constants %v", got, codes)
+	}
+}
+
+// TestOpenAPI_EventSchemasMatchTheCode: the documented properties of
+// FeedbackEvent and ImpressionItem are exactly the JSON fields the decoder
+// accepts, so a field added to the code is documented (the decoder is
+// strict: an undocumented field would be refused by nothing a client reads).
+func TestOpenAPI_EventSchemasMatchTheCode(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiSpec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for schema, typ := range map[string]reflect.Type{
+		"FeedbackEvent":  reflect.TypeFor[feedback.Event](),
+		"ImpressionItem": reflect.TypeFor[feedback.ImpressionItem](),
+	} {
+		var fields, documented []string
+		for f := range typ.Fields() {
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+				fields = append(fields, name)
+			}
+		}
+		for p := range doc.Components.Schemas[schema].Properties {
+			documented = append(documented, p)
+		}
+		slices.Sort(fields)
+		slices.Sort(documented)
+		if !slices.Equal(fields, documented) {
+			t.Errorf("%s: the code has %v, the spec documents %v", schema, fields, documented)
+		}
 	}
 }

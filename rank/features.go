@@ -99,10 +99,37 @@ func SourceOf(name string) (source string, ok bool) {
 	return "", false
 }
 
+// Feature value types.
+const (
+	// TypeNumeric values are ordered quantities (counts, logs, scores).
+	TypeNumeric = "numeric"
+	// TypeCategorical values are ids: equal or not, never larger or
+	// smaller in any sense a linear weight could use.
+	TypeCategorical = "categorical"
+	// TypeBinary values are 0 or 1.
+	TypeBinary = "binary"
+)
+
+// featureTypes is the type of every built-in feature that is not numeric.
+var featureTypes = map[string]string{FeatCategoryID: TypeCategorical, FeatBrandID: TypeCategorical, FeatAvailable: TypeBinary}
+
+// TypeOf is the value type of a built-in feature.
+func TypeOf(name string) string {
+	if t, ok := featureTypes[name]; ok {
+		return t
+	}
+	return TypeNumeric
+}
+
 // FeatureSpec declares one feature of the ranking model's input vector.
 type FeatureSpec struct {
 	Name   string `yaml:"name"`
 	Source string `yaml:"source"`
+	// Type is the value type (numeric, categorical or binary); empty means
+	// the built-in feature's own. It is checked against the built-in, and
+	// a categorical feature cannot carry a linear weight: an id is not a
+	// quantity. Trees split on ids as they split on any column.
+	Type string `yaml:"type,omitempty"`
 	// Default is served when a value is missing (an item absent from the
 	// store, an unknown creation date), so the vector is always complete.
 	Default float32 `yaml:"default"`
@@ -129,21 +156,21 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Features: []FeatureSpec{
-			{Name: FeatRetrievalScore, Source: SourceRequest},
-			{Name: FeatRetrievalRank, Source: SourceRequest},
-			{Name: FeatLogPopularity, Source: SourceItem},
-			{Name: FeatLogPrice, Source: SourceItem},
-			{Name: FeatAgeDays, Source: SourceItem, Default: 365},
-			{Name: FeatAgeRating, Source: SourceItem},
-			{Name: FeatAvailable, Source: SourceItem, Default: 1},
-			{Name: FeatCategoryID, Source: SourceItem},
-			{Name: FeatBrandID, Source: SourceItem},
-			{Name: FeatItemImpressions, Source: SourceCounter},
-			{Name: FeatItemClicks, Source: SourceCounter},
-			{Name: FeatItemCTR, Source: SourceCounter, Default: CTRPriorMean},
-			{Name: FeatUserCategoryAffinity, Source: SourceUser},
-			{Name: FeatUserBrandAffinity, Source: SourceUser},
-			{Name: FeatUserHistory, Source: SourceUser},
+			{Name: FeatRetrievalScore, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatRetrievalRank, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatLogPopularity, Source: SourceItem, Type: TypeNumeric},
+			{Name: FeatLogPrice, Source: SourceItem, Type: TypeNumeric},
+			{Name: FeatAgeDays, Source: SourceItem, Type: TypeNumeric, Default: 365},
+			{Name: FeatAgeRating, Source: SourceItem, Type: TypeNumeric},
+			{Name: FeatAvailable, Source: SourceItem, Type: TypeBinary, Default: 1},
+			{Name: FeatCategoryID, Source: SourceItem, Type: TypeCategorical},
+			{Name: FeatBrandID, Source: SourceItem, Type: TypeCategorical},
+			{Name: FeatItemImpressions, Source: SourceCounter, Type: TypeNumeric},
+			{Name: FeatItemClicks, Source: SourceCounter, Type: TypeNumeric},
+			{Name: FeatItemCTR, Source: SourceCounter, Type: TypeNumeric, Default: CTRPriorMean},
+			{Name: FeatUserCategoryAffinity, Source: SourceUser, Type: TypeNumeric},
+			{Name: FeatUserBrandAffinity, Source: SourceUser, Type: TypeNumeric},
+			{Name: FeatUserHistory, Source: SourceUser, Type: TypeNumeric},
 		},
 		Weights: map[string]float32{
 			FeatRetrievalScore: 1,
@@ -174,6 +201,14 @@ func (c Config) Validate() error {
 		if math.IsNaN(float64(f.Default)) || math.IsInf(float64(f.Default), 0) {
 			errs = append(errs, fmt.Errorf("%s.default: must be finite", key))
 		}
+		switch f.Type {
+		case "", TypeNumeric, TypeCategorical, TypeBinary:
+			if f.Type != "" && f.Name != "" && f.Type != TypeOf(f.Name) {
+				errs = append(errs, fmt.Errorf("%s.type: %s is %s, not %s", key, f.Name, TypeOf(f.Name), f.Type))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("%s.type: must be numeric, categorical or binary, got %q", key, f.Type))
+		}
 		if known, ok := sourceNames[f.Source]; !ok {
 			errs = append(errs, fmt.Errorf("%s.source: must be item, request, counter or user, got %q", key, f.Source))
 		} else if f.Name != "" && !slices.Contains(known, f.Name) {
@@ -188,6 +223,9 @@ func (c Config) Validate() error {
 	for _, name := range names {
 		if _, ok := seen[name]; !ok {
 			errs = append(errs, fmt.Errorf("weights.%s: not a declared feature", name))
+		}
+		if TypeOf(name) == TypeCategorical && c.Weights[name] != 0 {
+			errs = append(errs, fmt.Errorf("weights.%s: a categorical feature (an id) cannot have a linear weight", name))
 		}
 		if w := c.Weights[name]; math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
 			errs = append(errs, fmt.Errorf("weights.%s: must be finite", name))

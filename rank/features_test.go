@@ -24,6 +24,21 @@ func TestConfig_Validate(t *testing.T) {
 			wantErr: []string{`features[2].source: must be item, request, counter or user, got "session"`},
 		},
 		{
+			name:    "unknown type",
+			mutate:  func(c *Config) { c.Features[0].Type = "float" },
+			wantErr: []string{`features[0].type: must be numeric, categorical or binary, got "float"`},
+		},
+		{
+			name:    "type contradicts the feature",
+			mutate:  func(c *Config) { c.Features[7].Type = TypeNumeric },
+			wantErr: []string{`features[7].type: category_id is categorical, not numeric`},
+		},
+		{
+			name:    "linear weight on an id",
+			mutate:  func(c *Config) { c.Weights[FeatBrandID] = 0.5 },
+			wantErr: []string{`weights.brand_id: a categorical feature (an id) cannot have a linear weight`},
+		},
+		{
 			name:    "feature under the wrong source",
 			mutate:  func(c *Config) { c.Features[2].Source = SourceUser },
 			wantErr: []string{`features[2].name: unknown user feature "log_popularity" (known: user_category_affinity, user_brand_affinity, user_history)`},

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recsys-dev/recsys/internal/ort/orttest"
+	"github.com/recsys-dev/recsys/internal/realtime"
 )
 
 func trainedEnsemble(t testing.TB) *Ensemble {
@@ -180,7 +181,8 @@ func benchmarkRank200(b *testing.B, newClient clientFactory) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
 	cfg.KeyPrefix, cfg.FetchTimeout = "b", 5*time.Second
-	store, err := NewStore(newClient(b), cfg, prometheus.NewRegistry())
+	client := newClient(b)
+	store, err := NewStore(client, cfg, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -189,6 +191,22 @@ func benchmarkRank200(b *testing.B, newClient clientFactory) {
 	if err := store.WriteItems(ctx, "v1", ids, rows); err != nil {
 		b.Fatal(err)
 	}
+	// The counter updater's state: decayed counts for every item and a
+	// 50-action history for the user.
+	store.UseRealtime("brt", 72*time.Hour)
+	now := time.Now()
+	pipe := client.Pipeline()
+	for i, id := range ids {
+		pipe.Set(ctx, realtime.ItemKey("brt", id), realtime.Format(realtime.Stats{Impressions: float64(100 + i%900), Clicks: float64(i % 50), At: now}), 0)
+		if i < 50 {
+			pipe.RPush(ctx, realtime.UserKey("brt", "u"), ids[i*7])
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	category := func(id string) string { return "c" + id[len(id)-1:] }
+	brand := func(id string) string { return "b" + id[len(id)-2:] }
 	// A tree model of serving size over the configured features.
 	rng := rand.New(rand.NewPCG(5, 5))
 	d := &Dataset{Features: cfg.Names()}
@@ -229,11 +247,32 @@ func benchmarkRank200(b *testing.B, newClient clientFactory) {
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
+		// As the engine does: item rows and real-time state at once.
+		var rt Realtime
+		var rtErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rt, rtErr = store.FetchRealtime(ctx, start, "u", ask, true)
+		}()
 		if _, err := store.Fetch(ctx, "v1", ask, itemRows, defaults); err != nil {
 			b.Fatal(err)
 		}
+		<-done
+		if rtErr != nil {
+			b.Fatal(rtErr)
+		}
+		cats, brands := make([]string, len(rt.History)), make([]string, len(rt.History))
+		for i, id := range rt.History {
+			cats[i], brands[i] = category(id), brand(id)
+		}
+		profile := NewUserProfile(cats, brands)
+		f := layout.Len()
 		for i := range n {
-			layout.Fill(x[i*layout.Len():(i+1)*layout.Len()], itemRows[i*itemLen:(i+1)*itemLen], 1/float32(i+1), i)
+			row := x[i*f : (i+1)*f]
+			layout.Fill(row, itemRows[i*itemLen:(i+1)*itemLen], 1/float32(i+1), i)
+			layout.FillCounters(row, rt.Items[i].Impressions, rt.Items[i].Clicks)
+			layout.FillUser(row, profile, category(ask[i]), brand(ask[i]))
 		}
 		if _, err := s.Score(ctx, x, n); err != nil {
 			b.Fatal(err)
@@ -249,8 +288,11 @@ func benchmarkRank200(b *testing.B, newClient clientFactory) {
 	b.ReportMetric(float64(len(ens.Trees)), "trees")
 }
 
-// BenchmarkRank200 measures fetch + score of 200 candidates with a trained
-// tree model, against the embedded server and a real redis-server.
+// BenchmarkRank200 measures ranking 200 candidates end to end with a trained
+// tree model over every configured feature: item rows (one MGET) and the
+// real-time counts and user history (one pipeline) fetched at once, the
+// matrix assembled, and ONNX Runtime scoring; against the embedded server
+// and a real redis-server.
 func BenchmarkRank200(b *testing.B) {
 	b.Run("embedded", func(b *testing.B) { benchmarkRank200(b, embeddedRedis) })
 	b.Run("redis-server", func(b *testing.B) { benchmarkRank200(b, realRedis) })
