@@ -110,8 +110,8 @@ func decodeSearch(body []byte, lim kLimits) (engine.SearchRequest, error) {
 }
 
 // decodeRecommend turns a POST /v1/recommend body into an engine request.
-// It needs user.id, recent_items or seed_item; a user id alone is a cold
-// start, which the engine answers with popular items that pass the filters.
+// It needs user.id, recent_items or seed_item; with a user id alone the
+// engine uses the user's stored history, or popular items without one.
 func decodeRecommend(body []byte, lim kLimits) (engine.RecommendRequest, error) {
 	var b recommendBody
 	if err := decodeStrict(body, &b); err != nil {

@@ -30,6 +30,7 @@ type stageInput struct {
 	filters   Filters
 	exclude   map[int32]bool
 	explain   bool
+	degraded  []string // stages that fell back before ranking
 }
 
 // Search answers a text query.
@@ -87,7 +88,18 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 			return Result{}, notFound("recent_items", "none of the item ids is in the catalog")
 		}
 	case req.User.ID != "":
-		// No history yet: rank popular items (cold start).
+		// The user's recent actions as the counter updater keeps them;
+		// without any (a new user, or the store down), popular items.
+		if e.deps.Realtime != nil {
+			rt, err := e.deps.Realtime.FetchRealtime(ctx, e.now(), req.User.ID, nil, false)
+			if err != nil {
+				e.m.degraded.WithLabelValues("history").Inc()
+				e.log.Warn("user history fetch failed, recommending popular items", "err", err)
+				in.degraded = append(in.degraded, "history")
+			} else {
+				in.vec = e.userVector(g, rt.History, in.exclude)
+			}
+		}
 	default:
 		return Result{}, badInput("recent_items", "is required unless user.id or seed_item is given")
 	}
@@ -163,7 +175,7 @@ func (e *Engine) userVector(g *Generation, recent []string, exclude map[int32]bo
 }
 
 func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result, error) {
-	res := Result{RequestID: in.requestID, Bundle: g.Version(), Items: []Hit{}}
+	res := Result{RequestID: in.requestID, Bundle: g.Version(), Items: []Hit{}, Degraded: in.degraded}
 	now := e.now()
 	keep := e.keep(g, in, now)
 

@@ -209,3 +209,37 @@ func TestEngine_Explore(t *testing.T) {
 		}
 	}
 }
+
+func TestEngine_RecommendFromStoredHistory(t *testing.T) {
+	items := testItems()
+	rt := &fakeRealtime{history: map[string][]string{"u1": {"m1", "gone"}}}
+	e := newEngine(t, Deps{Features: storeFor(items), Realtime: rt, Rules: compileRules(t)})
+	g, _ := newGen(t, "v1", items, &fakeScorer{weights: []float32{1, 0}}) // by retrieval score
+	e.publish(g)
+	ctx := context.Background()
+
+	res, err := e.Recommend(ctx, RecommendRequest{User: User{ID: "u1"}, K: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res); len(got) != 3 || got[0] != "m2" || has(got, "m1") || len(res.Degraded) != 0 {
+		t.Fatalf("got %v (degraded %v); want m2 (closest to the stored m1) first and m1 left out", got, res.Degraded)
+	}
+
+	res, err = e.Recommend(ctx, RecommendRequest{User: User{ID: "new"}, K: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res); !slices.Equal(got, []string{"j2", "t1", "t3"}) {
+		t.Fatalf("a user without history got %v, want the popular [j2 t1 t3]", got)
+	}
+
+	rt.err = errors.New("connection refused")
+	res, err = e.Recommend(ctx, RecommendRequest{User: User{ID: "u1"}, K: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res); !slices.Equal(got, []string{"j2", "t1", "t3"}) || !slices.Equal(res.Degraded, []string{"history"}) {
+		t.Fatalf("history store down: got %v, degraded %v; want popular items and [history]", got, res.Degraded)
+	}
+}

@@ -2,8 +2,10 @@
 # One cycle of the closed loop on the synthetic world, end to end through the
 # real commands: serve the untrained linear ranker, drive simulated users at
 # it, train the tree ranker from the logged events, promote it through the
-# gate, rebuild, reload, and measure the next traffic against the linear
-# ranker on the same sessions.
+# gate, rebuild, reload, measure the next traffic, then roll back to the
+# linear bundle and measure the same sessions again. The linear ranker goes
+# second, so it also has the user histories the trained ranker's traffic
+# added: the comparison leans, if anything, its way.
 #
 #   scripts/closed-loop.sh [work dir]      (make loop)
 #
@@ -54,8 +56,6 @@ serving "$linear"
 
 step "training traffic on the linear ranker: $TRAIN_SESSIONS sessions (seed 1, explore rate $EXPLORE)"
 simulate train-linear 1 "$TRAIN_SESSIONS"
-step "baseline: $EVAL_SESSIONS new sessions on the linear ranker (seed 2)"
-simulate eval-linear 2 "$EVAL_SESSIONS"
 
 step "train rank: join, train, gate, promote"
 RECSYS_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT $bin train rank
@@ -70,8 +70,14 @@ trees=$(current)
 kill -HUP $server
 serving "$trees"
 
-step "the same $EVAL_SESSIONS sessions (seed 2) on the trained ranker"
+step "next traffic: $EVAL_SESSIONS new sessions (seed 2) on the trained ranker"
 simulate eval-trees 2 "$EVAL_SESSIONS"
+
+step "roll back to the linear bundle; the same $EVAL_SESSIONS sessions (seed 2)"
+$bin rollback --to "$linear"
+kill -HUP $server
+serving "$linear"
+simulate eval-linear 2 "$EVAL_SESSIONS"
 
 step "result"
 python3 - "$dir" <<'PY'

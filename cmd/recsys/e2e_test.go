@@ -217,6 +217,42 @@ func TestServer_EndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // impressions are produced asynchronously
 	}
 
+	// The counter updater consumed the click into the user's history in
+	// Redis: a recommend with the user id alone now leaves the clicked item
+	// out and ranks the user's neighbourhood in the catalog, and the
+	// ranker saw the click in the user features.
+	clicked := res.Items[0].ID
+	type explained struct {
+		ID       string    `json:"id"`
+		Features []float32 `json:"features"`
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		code, body = post(t, base+"/v1/recommend", map[string]any{"user": map[string]any{"id": "u-e2e"}, "k": 10, "explain": true})
+		if code != http.StatusOK {
+			t.Fatalf("recommend by user id: %d %s", code, body)
+		}
+		var byUser struct {
+			Items        []explained `json:"items"`
+			FeatureNames []string    `json:"feature_names"`
+		}
+		if err := json.Unmarshal(body, &byUser); err != nil {
+			t.Fatal(err)
+		}
+		hist := slices.Index(byUser.FeatureNames, "user_history")
+		if hist < 0 {
+			t.Fatalf("feature names %v lack user_history", byUser.FeatureNames)
+		}
+		if len(byUser.Items) == 10 && byUser.Items[0].Features[hist] > 0 &&
+			!slices.ContainsFunc(byUser.Items, func(h explained) bool { return h.ID == clicked }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recommend by user id never used the click on %s: %s", clicked, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// Readiness covers the bundle, Redis and Kafka.
 	resp, err := http.Get(base + "/readyz")
 	if err != nil {

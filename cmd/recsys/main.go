@@ -28,6 +28,7 @@ var commands = []command{
 	{"bench", "measure index backends on generated data (bench index --n 100000)", runBench},
 	{"eval", "measure retrieval quality (eval search --beir DIR)", runEval},
 	{"train", "train a model offline (train embed)", runTrain},
+	{"rollback", "point CURRENT at an older bundle, verified first (rollback --list shows them)", runRollback},
 	{"runs", "list the training run history (train rank records every run)", runRuns},
 	{"simulate", "drive a running server with the synthetic world's users (clicks from the hidden model)", runSimulate},
 }
