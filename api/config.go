@@ -13,6 +13,10 @@ import (
 type Config struct {
 	// Addr is the listen address used by cmd/ (Serve itself takes a listener).
 	Addr string `yaml:"addr"`
+	// AdminAddr is where the admin API (POST /admin/reload) listens; it
+	// has no authentication, so keep it on loopback or a private network.
+	// Empty disables it.
+	AdminAddr string `yaml:"admin_addr"`
 	// BodyLimitBytes caps a request body; larger bodies get 413.
 	BodyLimitBytes int `yaml:"body_limit_bytes"`
 	// RequestTimeout is the deadline given to every request's context.
@@ -34,6 +38,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:           "127.0.0.1:8080",
+		AdminAddr:      "127.0.0.1:8081",
 		BodyLimitBytes: 1 << 20,
 		RequestTimeout: 2 * time.Second,
 		MaxK:           1000,
@@ -54,6 +59,13 @@ func (c Config) Validate() error {
 		bad("addr", "must not be empty")
 	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr", "must be host:port: %w", err)
+	}
+	if c.AdminAddr != "" {
+		if _, port, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			bad("admin_addr", "must be host:port or empty: %w", err)
+		} else if c.AdminAddr == c.Addr && port != "0" {
+			bad("admin_addr", "must differ from addr")
+		}
 	}
 	if c.BodyLimitBytes <= 0 {
 		bad("body_limit_bytes", "must be > 0")

@@ -11,13 +11,13 @@
 #
 # Knobs (environment): ITEMS (10000), USERS (1000), TRAIN_SESSIONS (20000),
 # EVAL_SESSIONS (5000), EXPLORE (0.05, engine.explore_rate), PORT (18080),
-# KAFKA_PORT (19092). Everything lives under the work dir (var/loop).
+# ADMIN_PORT (18081), KAFKA_PORT (19092). Everything lives under the work dir (var/loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-var/loop}
 ITEMS=${ITEMS:-10000} USERS=${USERS:-1000}
 TRAIN_SESSIONS=${TRAIN_SESSIONS:-20000} EVAL_SESSIONS=${EVAL_SESSIONS:-5000}
-EXPLORE=${EXPLORE:-0.05} PORT=${PORT:-18080} KAFKA_PORT=${KAFKA_PORT:-19092}
+EXPLORE=${EXPLORE:-0.05} PORT=${PORT:-18080} ADMIN_PORT=${ADMIN_PORT:-18081} KAFKA_PORT=${KAFKA_PORT:-19092}
 bin=./bin/recsys
 url=http://127.0.0.1:$PORT
 
@@ -25,7 +25,7 @@ rm -rf "$dir" && mkdir -p "$dir"
 export RECSYS_BUNDLES_DIR=$dir/bundles RECSYS_BUNDLES_POLL_INTERVAL=0 \
   RECSYS_BUILD_CATALOG=$dir/world/catalog.jsonl RECSYS_BUILD_RANKER=$dir/models/ranker.onnx \
   RECSYS_KAFKA_SPOOL_DIR=$dir/spool RECSYS_EMBEDDED_KAFKA_DATA_DIR=$dir/kafka \
-  RECSYS_EMBEDDED_KAFKA_ADDR=127.0.0.1:$KAFKA_PORT RECSYS_SERVER_ADDR=127.0.0.1:$PORT \
+  RECSYS_EMBEDDED_KAFKA_ADDR=127.0.0.1:$KAFKA_PORT RECSYS_SERVER_ADDR=127.0.0.1:$PORT RECSYS_SERVER_ADMIN_ADDR=127.0.0.1:$ADMIN_PORT \
   RECSYS_ENGINE_EXPLORE_RATE=$EXPLORE RECSYS_LOG_LEVEL=warn
 
 step() { printf '\n== %s\n' "$*"; }
@@ -64,10 +64,11 @@ if [ ! -s "$dir/models/ranker.onnx" ]; then
   exit 1
 fi
 
-step "build with the promoted model and reload"
+step "build with the promoted model and reload (admin API)"
 $bin build >/dev/null
 trees=$(current)
-kill -HUP $server
+curl -sf -X POST "http://127.0.0.1:$ADMIN_PORT/admin/reload"
+echo
 serving "$trees"
 
 step "next traffic: $EVAL_SESSIONS new sessions (seed 2) on the trained ranker"
@@ -75,7 +76,7 @@ simulate eval-trees 2 "$EVAL_SESSIONS"
 
 step "roll back to the linear bundle; the same $EVAL_SESSIONS sessions (seed 2)"
 $bin rollback --to "$linear"
-kill -HUP $server
+kill -HUP $server  # SIGHUP reloads too
 serving "$linear"
 simulate eval-linear 2 "$EVAL_SESSIONS"
 

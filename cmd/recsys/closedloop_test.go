@@ -46,7 +46,7 @@ func TestClosedLoop(t *testing.T) {
 	cmd := exec.Command("scripts/closed-loop.sh", dir)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "ITEMS=2000", "USERS=200", "TRAIN_SESSIONS=3000", "EVAL_SESSIONS=800",
-		"EXPLORE=0.1", "PORT="+freePort(t), "KAFKA_PORT="+freePort(t), "RECSYS_ONNXRUNTIME_LIBRARY="+lib)
+		"EXPLORE=0.1", "PORT="+freePort(t), "ADMIN_PORT="+freePort(t), "KAFKA_PORT="+freePort(t), "RECSYS_ONNXRUNTIME_LIBRARY="+lib)
 	out, err := cmd.CombinedOutput()
 	t.Logf("closed-loop.sh:\n%s", out)
 	if err != nil {

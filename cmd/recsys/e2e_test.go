@@ -45,6 +45,7 @@ func testConfig(t testing.TB, dir, redisAddr string) *config.Config {
 	cfg.Kafka.Spool.Dir = filepath.Join(dir, "spool")
 	cfg.Redis.Addr = redisAddr
 	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Server.AdminAddr = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -336,9 +337,17 @@ func TestServer_BadBundlesKeepServing(t *testing.T) {
 		if err := tc.hurt(filepath.Join(cfg.Bundles.Dir, v, tc.file)); err != nil {
 			t.Fatal(err)
 		}
-		err := s.reload(context.Background())
-		if err == nil || !strings.Contains(err.Error(), tc.file) {
-			t.Errorf("%s: reload error = %v, want it to name %s", tc.name, err, tc.file)
+		// Through the admin API, as an operator would.
+		code, body := post(t, "http://"+s.AdminAddr+"/admin/reload", map[string]any{})
+		var refused struct {
+			Error struct {
+				Code, Message string
+			}
+			Bundle string
+		}
+		json.Unmarshal(body, &refused)
+		if code != http.StatusConflict || refused.Error.Code != "bundle_refused" || !strings.Contains(refused.Error.Message, tc.file) || refused.Bundle != good {
+			t.Errorf("%s: admin reload = %d %s, want 409 bundle_refused naming %s, %s still live", tc.name, code, body, tc.file, good)
 		}
 		if s.Engine.Current() != good {
 			t.Fatalf("%s: serving %q, want %q", tc.name, s.Engine.Current(), good)
@@ -346,6 +355,15 @@ func TestServer_BadBundlesKeepServing(t *testing.T) {
 		if code, body := post(t, base+"/v1/search", map[string]any{"query": "gift", "k": 5}); code != 200 {
 			t.Fatalf("%s: search after refused bundle: %d %s", tc.name, code, body)
 		}
+	}
+	// A sound bundle goes live on the admin call.
+	next := buildBundle(t, cfg)
+	code, body = post(t, "http://"+s.AdminAddr+"/admin/reload", map[string]any{})
+	if want := fmt.Sprintf(`{"bundle":%q,"previous":%q,"changed":true}`, next, good); code != 200 || string(body) != want {
+		t.Fatalf("admin reload = %d %s, want 200 %s", code, body, want)
+	}
+	if s.Engine.Current() != next {
+		t.Fatalf("serving %q after the admin reload, want %q", s.Engine.Current(), next)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -61,7 +62,12 @@ type Server struct {
 	// KafkaBrokers and RedisAddr are the addresses in use, embedded or not.
 	KafkaBrokers []string
 	RedisAddr    string
+	// AdminAddr is where the admin API listens ("" when disabled).
+	AdminAddr string
 
+	admin    *api.Admin
+	adminLn  net.Listener
+	reloadMu sync.Mutex // one reload at a time: SIGHUP, poll and admin
 	producer *feedback.Producer
 	sink     *feedback.Sink
 	closers  []func()
@@ -160,7 +166,38 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openAdmin(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// openAdmin listens on server.admin_addr (when set) so the address is
+// known once Open returns; Run serves it.
+func (s *Server) openAdmin() error {
+	if s.cfg.Server.AdminAddr == "" {
+		return nil
+	}
+	var err error
+	s.admin, err = api.NewAdmin(api.AdminDeps{
+		Reload: func(ctx context.Context) (string, string, error) {
+			before := s.Engine.Current()
+			err := s.reload(ctx)
+			return before, s.Engine.Current(), err
+		},
+		Live:   s.Engine.Current,
+		Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	if s.adminLn, err = net.Listen("tcp", s.cfg.Server.AdminAddr); err != nil {
+		return fmt.Errorf("admin listener (server.admin_addr): %w", err)
+	}
+	s.AdminAddr = s.adminLn.Addr().String()
+	ln := s.adminLn
+	s.closers = append(s.closers, func() { ln.Close() })
+	return nil
 }
 
 // openSink puts the spool (when configured) behind the producer and starts
@@ -210,6 +247,8 @@ func pingRedis(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).
 // reload loads the bundle CURRENT names if it is not the live one. A bundle
 // that fails to load is refused and the live one keeps serving.
 func (s *Server) reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	v, err := bundle.Current(s.cfg.Bundles.Dir)
 	if err != nil {
 		if errors.Is(err, bundle.ErrNoBundle) {
@@ -234,8 +273,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		defer t.Stop()
 		tick = t.C
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.API.Serve(ln) }()
+	if s.admin != nil {
+		go func() { errc <- s.admin.Serve(s.adminLn) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.admin.Shutdown(sctx)
+		}()
+		s.log.Info("admin API", "addr", s.AdminAddr, "reload", "POST /admin/reload")
+	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "bundle", s.Engine.Current())
 	for {
 		select {
