@@ -39,8 +39,9 @@ type readyBody struct {
 	Failing []string      `json:"failing,omitempty"`
 }
 
-// readyz runs every check concurrently under CheckTimeout and answers 503
-// naming the failing ones.
+// readyz runs every check concurrently under CheckTimeout and names the
+// failing ones: 503 not_ready when a check the server cannot answer without
+// fails, else 200 degraded when only degrading checks fail.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.CheckTimeout)
 	defer cancel()
@@ -59,9 +60,14 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 				slog.String("request_id", requestIDOf(c)), slog.Any("error", errs[i]))
 		}
 	}
+	for i, ch := range s.checks {
+		if errs[i] != nil && !ch.Degrades {
+			body.Status = "not_ready"
+			return c.Status(http.StatusServiceUnavailable).JSON(body)
+		}
+	}
 	if len(body.Failing) > 0 {
-		body.Status = "not_ready"
-		return c.Status(http.StatusServiceUnavailable).JSON(body)
+		body.Status = "degraded"
 	}
 	return c.JSON(body)
 }

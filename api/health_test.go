@@ -30,18 +30,22 @@ func TestServer_Healthz(t *testing.T) {
 
 func TestServer_Readyz(t *testing.T) {
 	ok := func(context.Context) error { return nil }
+	down := func(context.Context) error { return errors.New("dial 10.1.1.1:6379: refused") }
 	cases := []struct {
 		name    string
 		checks  []Check
 		status  int
 		failing []string
+		want    string
 	}{
-		{"no checks", nil, 200, nil},
-		{"all pass", []Check{{"bundle", ok}, {"redis", ok}, {"kafka", ok}}, 200, nil},
-		{"one fails", []Check{{"bundle", ok}, {"redis", func(context.Context) error { return errors.New("dial 10.1.1.1:6379: refused") }}, {"kafka", ok}}, 503, []string{"redis"}},
-		{"honours timeout", []Check{{"kafka", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}, {"bundle", ok}}, 503, []string{"kafka"}},
-		{"ignores timeout", []Check{{"bundle", ok}, {"stuck", func(context.Context) error { time.Sleep(time.Second); return nil }}}, 503, []string{"stuck"}},
-		{"panics", []Check{{"bundle", func(context.Context) error { panic("nil bundle") }}}, 503, []string{"bundle"}},
+		{"no checks", nil, 200, nil, "ready"},
+		{"all pass", []Check{{"bundle", ok, false}, {"redis", ok, true}, {"kafka", ok, false}}, 200, nil, "ready"},
+		{"one fails", []Check{{"bundle", ok, false}, {"redis", down, false}, {"kafka", ok, false}}, 503, []string{"redis"}, "not_ready"},
+		{"a degrading check fails", []Check{{"bundle", ok, false}, {"redis", down, true}, {"kafka", ok, false}}, 200, []string{"redis"}, "degraded"},
+		{"degrading and hard fail", []Check{{"bundle", down, false}, {"redis", down, true}}, 503, []string{"bundle", "redis"}, "not_ready"},
+		{"honours timeout", []Check{{"kafka", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, false}, {"bundle", ok, false}}, 503, []string{"kafka"}, "not_ready"},
+		{"ignores timeout", []Check{{"bundle", ok, false}, {"stuck", func(context.Context) error { time.Sleep(time.Second); return nil }, false}}, 503, []string{"stuck"}, "not_ready"},
+		{"panics", []Check{{"bundle", func(context.Context) error { panic("nil bundle") }, false}}, 503, []string{"bundle"}, "not_ready"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,8 +68,8 @@ func TestServer_Readyz(t *testing.T) {
 			if !slices.Equal(body.Failing, tc.failing) || len(body.Checks) != len(tc.checks) {
 				t.Fatalf("body %s, want failing %v", r.body, tc.failing)
 			}
-			if want := map[bool]string{true: "ready", false: "not_ready"}[tc.failing == nil]; body.Status != want {
-				t.Fatalf("status %q, want %q", body.Status, want)
+			if body.Status != tc.want {
+				t.Fatalf("status %q, want %q", body.Status, tc.want)
 			}
 			if strings.Contains(string(r.body), "10.1.1.1") {
 				t.Fatalf("check error leaked: %s", r.body)

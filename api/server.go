@@ -38,6 +38,12 @@ type Publisher interface {
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Degrades marks a dependency the server answers without, at lower
+	// quality (Redis: default features; Kafka with a spool: events wait
+	// on disk). Its failure makes /readyz say "degraded" with 200 rather
+	// than 503: every replica shares it, and taking them all out of the
+	// load balancer would turn a degradation into an outage.
+	Degrades bool
 }
 
 // Deps are the collaborators of a Server. Engine and Feedback are required.

@@ -71,8 +71,9 @@ func (c Config) Validate() error {
 	if err := c.Counters.Validate(); err != nil {
 		errs = append(errs, prefixErrs("counters.", err))
 	}
-	if c.ProduceTimeout < 0 {
-		errs = append(errs, errors.New("produce_timeout: must be >= 0 (0 means the default 5s)"))
+	if c.ProduceTimeout < 0 || (c.ProduceTimeout > 0 && c.ProduceTimeout < time.Second) {
+		// The Kafka client refuses record timeouts under a second.
+		errs = append(errs, errors.New("produce_timeout: must be at least 1s (0 means the default 5s)"))
 	}
 	if c.Partitions < 0 || c.Partitions > 10000 {
 		errs = append(errs, errors.New("partitions: must be in [0, 10000] (0 means the broker's default)"))

@@ -21,7 +21,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"bad topic char", Config{Brokers: []string{"k:1"}, Topic: "events/v1"}, []string{"topic: invalid character"}},
 		{"dot topic", Config{Brokers: []string{"k:1"}, Topic: ".."}, []string{"topic: must not be"}},
 		{"long topic", Config{Brokers: []string{"k:1"}, Topic: strings.Repeat("t", 250)}, []string{"topic: longer than 249"}},
-		{"negative timeout", Config{Brokers: []string{"k:1"}, ProduceTimeout: -time.Second}, []string{"produce_timeout: must be >= 0"}},
+		{"negative timeout", Config{Brokers: []string{"k:1"}, ProduceTimeout: -time.Second}, []string{"produce_timeout: must be at least 1s"}},
+		{"sub-second timeout", Config{Brokers: []string{"k:1"}, ProduceTimeout: 500 * time.Millisecond}, []string{"produce_timeout: must be at least 1s"}},
 		{"negative partitions", Config{Brokers: []string{"k:1"}, Partitions: -1}, []string{"partitions: must be in"}},
 		{"every error at once", Config{Topic: "a b", Partitions: -3}, []string{"brokers:", "topic:", "partitions:"}},
 	}

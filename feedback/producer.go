@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -185,7 +186,15 @@ func (p *Producer) Publish(ctx context.Context, ev Event) error {
 // client's buffer is full or the producer is closed the event is dropped.
 // Failures are counted in recsys_feedback_events_total and logged, because
 // the caller has already answered its request.
-func (p *Producer) PublishAsync(ev Event) {
+func (p *Producer) PublishAsync(ev Event) { p.publishAsync(ev, nil) }
+
+// publishAsync is PublishAsync; when fallback is set, a record the broker
+// does not take is handed to it instead of being dropped: one that fails,
+// or one still unacknowledged after ProduceTimeout (an idempotent client
+// cannot give up on a batch that may be on the broker, so it could wait
+// for the whole outage). The second case may deliver the record twice;
+// consumers drop duplicates by event id.
+func (p *Producer) publishAsync(ev Event, fallback func(*kgo.Record)) {
 	rec, err := p.record(&ev)
 	if err != nil {
 		p.m.events.WithLabelValues(typeLabel(ev.Type), "invalid").Inc()
@@ -205,11 +214,32 @@ func (p *Producer) PublishAsync(ev Event) {
 	}
 	start := time.Now()
 	typ := ev.Type
+	var (
+		handed atomic.Bool // fallback called
+		timer  *time.Timer
+	)
+	if fallback != nil {
+		// A copy: the client owns rec while producing it.
+		cp := &kgo.Record{Topic: rec.Topic, Key: rec.Key, Value: rec.Value, Headers: rec.Headers}
+		give := fallback
+		hand := func() {
+			if handed.CompareAndSwap(false, true) {
+				give(cp)
+			}
+		}
+		fallback = func(*kgo.Record) { hand() }
+		timer = time.AfterFunc(p.cfg.ProduceTimeout, hand)
+	}
 	p.cl.TryProduce(p.asyncCtx, rec, func(r *kgo.Record, err error) {
 		p.m.produceSeconds.WithLabelValues("async").Observe(time.Since(start).Seconds())
+		if timer != nil {
+			timer.Stop()
+		}
 		switch {
 		case err == nil:
 			p.m.events.WithLabelValues(typ, "ok").Inc()
+		case fallback != nil:
+			fallback(r)
 		case errors.Is(err, kgo.ErrMaxBuffered):
 			p.m.events.WithLabelValues(typ, "dropped").Inc()
 			p.logger.Warn("feedback event dropped: producer buffer full", "type", typ)

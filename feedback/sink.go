@@ -162,6 +162,46 @@ func (s *Sink) Publish(ctx context.Context, ev Event) error {
 	return err
 }
 
+// PublishAsync hands a server-made event (an impression) to Kafka without
+// waiting for the broker. With a spool, a record the broker does not take
+// (unreachable past the produce timeout, buffer full), and every record
+// while the sink is spooling, goes to the spool, so the impressions of an
+// outage still reach training. Without a spool, or with a full one, it is
+// dropped and counted. It satisfies the engine's impression sink.
+func (s *Sink) PublishAsync(ev Event) {
+	if s.spool == nil {
+		s.p.PublishAsync(ev)
+		return
+	}
+	if s.spooling.Load() {
+		rec, err := s.p.record(&ev)
+		if err != nil {
+			s.p.m.events.WithLabelValues(typeLabel(ev.Type), "invalid").Inc()
+			return
+		}
+		s.spoolAsync(rec)
+		return
+	}
+	s.p.publishAsync(ev, s.spoolAsync)
+}
+
+// spoolAsync spools one record a caller is not waiting for.
+func (s *Sink) spoolAsync(rec *kgo.Record) {
+	s.spooling.Store(true)
+	typ := ""
+	for _, h := range rec.Headers {
+		if h.Key == HeaderEventType {
+			typ = string(h.Value)
+		}
+	}
+	if err := s.toSpool([]*kgo.Record{rec}); err != nil {
+		s.p.m.events.WithLabelValues(typ, "dropped").Inc()
+		s.logger.Warn("feedback event dropped: the spool refused it", "type", typ, "err", err)
+		return
+	}
+	s.p.m.events.WithLabelValues(typ, "spooled").Inc()
+}
+
 // PublishBatch makes evs and dead durable together: on nil error every one
 // of them is produced or spooled; on error the caller must treat none as
 // accepted (some may still be delivered, which the event id dedupes).

@@ -293,3 +293,54 @@ func readRaw(t testing.TB, cfg Config, fn func(*kgo.Record)) {
 		fs.EachRecord(func(r *kgo.Record) { remaining--; fn(r) })
 	}
 }
+
+// Impressions the server emits while the broker is down are spooled, not
+// lost, and reach the topic once it is back; without a spool they are
+// dropped and counted.
+func TestSink_PublishAsyncSpoolsWhileBrokerDown(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	b := startBrokerAt(t, dir, addr)
+	cfg := testConfig(b)
+	cfg.ProduceTimeout = time.Second
+	s, p := newTestSink(t, cfg, t.TempDir(), nil)
+	runSink(t, s)
+	var imps []Event
+	for _, ev := range testEvents(60) {
+		if ev.Type == TypeImpression {
+			imps = append(imps, ev)
+		}
+	}
+	for _, ev := range imps[:5] {
+		s.PublishAsync(ev)
+	}
+	if err := p.cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range imps[5:] {
+		s.PublishAsync(ev)
+	}
+	// The async records fail after the produce timeout and are spooled.
+	deadline := time.Now().Add(30 * time.Second)
+	for eventsCount(t, p, TypeImpression, "spooled") < float64(len(imps)-5) {
+		if time.Now().After(deadline) {
+			t.Fatalf("spooled %v of %d impressions sent while the broker was down", eventsCount(t, p, TypeImpression, "spooled"), len(imps)-5)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	startBrokerAt(t, dir, addr)
+	waitDrained(t, s)
+	got, _, _ := readAll(t, cfg)
+	seen := map[string]bool{}
+	for _, ev := range got {
+		seen[ev.EventID] = true
+	}
+	for _, ev := range imps {
+		if !seen[ev.EventID] {
+			t.Errorf("impression %s lost", ev.EventID)
+		}
+	}
+}

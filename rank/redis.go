@@ -63,5 +63,9 @@ func NewRedisClient(cfg RedisConfig) *redis.Client {
 		// CLIENT SETINFO is a round trip per connection that only labels
 		// the client in CLIENT LIST; the embedded server does not know it.
 		DisableIdentity: true,
+		// Without it go-redis ignores context deadlines once a command is
+		// on the wire, and a slow Redis holds a request for read_timeout
+		// instead of rank.fetch_timeout.
+		ContextTimeoutEnabled: true,
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -428,7 +429,149 @@ func TestServer_RedisStopped(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "redis") {
+	// Every replica shares Redis: readiness says degraded, naming it, and
+	// keeps the replica in the load balancer.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"status":"degraded"`) || !strings.Contains(string(b), `"failing":["redis"]`) {
 		t.Fatalf("readyz with Redis down: %d %s", resp.StatusCode, b)
+	}
+}
+
+// Kafka unreachable from the start: with a spool the server starts, says
+// degraded naming kafka, serves, and accepts feedback into the spool; without
+// one Kafka is a hard dependency and the server refuses to start.
+func TestServer_KafkaDown(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, realRedis(t))
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	buildBundle(t, cfg)
+	dead := "127.0.0.1:" + freePort(t) // nothing listens there
+	cfg.Kafka.Brokers = []string{dead}
+	cfg.Kafka.ProduceTimeout = time.Second
+
+	readyz := func(base string) (int, string) {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	_, base := startServer(t, cfg)
+	if code, body := readyz(base); code != http.StatusOK || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, `"failing":["kafka"]`) {
+		t.Fatalf("readyz with Kafka down and a spool: %d %s", code, body)
+	}
+	if code, body := post(t, base+"/v1/search", map[string]any{"query": "gift", "k": 5}); code != http.StatusOK {
+		t.Fatalf("search with Kafka down: %d %s", code, body)
+	}
+	click := map[string]any{"type": "click", "schema_version": 1, "timestamp": time.Now().UTC().Format(time.RFC3339),
+		"user_id": "u1", "item_id": "whatever"}
+	if code, body := post(t, base+"/v1/feedback", click); code != http.StatusAccepted {
+		t.Fatalf("feedback with Kafka down and a spool: %d %s", code, body)
+	}
+
+	cfg.Kafka.Spool.Dir = ""
+	if s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), dead) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open with Kafka down and no spool: %v, want an error naming %s", err, dead)
+	}
+}
+
+// slowProxy forwards TCP to target and, while slow is set, holds every
+// chunk from the server back by delay: a Redis that answers, late.
+type slowProxy struct {
+	ln    net.Listener
+	slow  atomic.Bool
+	delay time.Duration
+}
+
+func startSlowProxy(t *testing.T, target string, delay time.Duration) *slowProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &slowProxy{ln: ln, delay: delay}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := s.Read(buf)
+					if n > 0 {
+						if p.slow.Load() {
+							time.Sleep(p.delay)
+						}
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return p
+}
+
+// Redis slow rather than down: every fetch outlives rank.fetch_timeout, and
+// requests still answer (well inside their deadline, or the server would
+// answer 504) with default features, marked degraded.
+func TestServer_RedisSlow(t *testing.T) {
+	dir := t.TempDir()
+	proxy := startSlowProxy(t, realRedis(t), 300*time.Millisecond)
+	cfg := testConfig(t, dir, proxy.ln.Addr().String())
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 11}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	buildBundle(t, cfg)
+	_, base := startServer(t, cfg)
+	search := func() engine.Result {
+		t.Helper()
+		code, body := post(t, base+"/v1/search", map[string]any{"query": "wooden toy", "k": 10, "user": map[string]any{"id": "u1"}})
+		if code != http.StatusOK {
+			t.Fatalf("search: %d %s", code, body)
+		}
+		var res engine.Result
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := search(); len(res.Degraded) != 0 || len(res.Items) != 10 {
+		t.Fatalf("healthy search: %d items, degraded %v", len(res.Items), res.Degraded)
+	}
+	proxy.slow.Store(true)
+	for i := range 3 {
+		if res := search(); len(res.Items) != 10 || !slices.Equal(res.Degraded, []string{"features"}) {
+			t.Fatalf("search %d with Redis slow: %d items, degraded %v", i, len(res.Items), res.Degraded)
+		}
+	}
+	proxy.slow.Store(false)
+	// Recovered: connections the timeouts broke are replaced.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(search().Degraded) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("still degraded after Redis recovered")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

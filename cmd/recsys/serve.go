@@ -75,8 +75,10 @@ type Server struct {
 
 // Open starts the dependencies (embedded ones when no address is
 // configured), loads the current bundle and builds the HTTP server.
-func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
-	s = &Server{cfg: cfg, log: log, Registry: prometheus.NewRegistry()}
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log, Registry: prometheus.NewRegistry()}
+	// s, not the result: a failed Open returns nil, and what it started
+	// must still be stopped.
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -142,7 +144,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 	s.goBackground(func(ctx context.Context) error { return counters.Run(ctx) })
 
 	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
-		Features: store, Realtime: store, Seeder: store, Impressions: s.producer, Rules: set,
+		Features: store, Realtime: store, Seeder: store, Impressions: s.sink, Rules: set,
 		Load:   engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime},
 		Logger: log, Registerer: s.Registry,
 	})
@@ -159,8 +161,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server,
 		Registerer: s.Registry, Gatherer: s.Registry,
 		Checks: []api.Check{
 			{Name: "bundle", Fn: s.Engine.Ready},
-			{Name: "redis", Fn: func(ctx context.Context) error { return pingRedis(ctx, client) }},
-			{Name: "kafka", Fn: s.producer.Ping},
+			{Name: "redis", Fn: func(ctx context.Context) error { return pingRedis(ctx, client) }, Degrades: true},
+			{Name: "kafka", Fn: s.producer.Ping, Degrades: s.sink.HasSpool()},
 		},
 	})
 	if err != nil {
