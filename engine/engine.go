@@ -129,6 +129,11 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if e.m, err = newMetrics(deps.Registerer); err != nil {
 		return nil, err
 	}
+	if deps.Registerer != nil {
+		if err := deps.Registerer.Register(newIndexCollector(e.current.Load)); err != nil {
+			return nil, fmt.Errorf("engine metrics: %w", err)
+		}
+	}
 	if cfg.QueryCacheSize > 0 {
 		if e.cache, err = embed.NewCache(embed.CacheConfig{Size: cfg.QueryCacheSize}, deps.Registerer); err != nil {
 			return nil, err

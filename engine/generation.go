@@ -74,6 +74,17 @@ type Generation struct {
 type LoadOptions struct {
 	Encoder embed.EncoderConfig
 	Scorer  rank.ScorerConfig
+	// Search, when set, replaces the search settings the HNSW snapshot was
+	// built with: they are serving knobs, changed by a reload, not by a
+	// rebuild.
+	Search *SearchOptions
+}
+
+// SearchOptions are the HNSW search settings (index.ef_search and
+// index.exact_below).
+type SearchOptions struct {
+	EfSearch   int
+	ExactBelow float64
 }
 
 // OpenGeneration verifies and loads the bundle in dir. Nothing is shared
@@ -117,6 +128,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	if ix.Len() != m.Items || ix.Dim() != m.Dim {
 		return nil, fmt.Errorf("load bundle %s: index holds %d x %d, manifest says %d x %d", m.Version, ix.Len(), ix.Dim(), m.Items, m.Dim)
 	}
+	applySearch(ix, opts.Search)
 	g.index = ix
 
 	ec := opts.Encoder
@@ -142,6 +154,20 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
 	}
 	return g, nil
+}
+
+// applySearch sets so on the indexes that have such settings (HNSW, and
+// coder-hnsw's ef); nil keeps the snapshot's.
+func applySearch(ix any, so *SearchOptions) {
+	if so == nil {
+		return
+	}
+	if t, ok := ix.(interface{ SetEfSearch(int) }); ok {
+		t.SetEfSearch(so.EfSearch)
+	}
+	if t, ok := ix.(interface{ SetExactBelow(float64) }); ok {
+		t.SetExactBelow(so.ExactBelow)
+	}
 }
 
 // layoutOf rebuilds the feature specs from the manifest: a feature is an

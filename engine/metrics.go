@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/recsys-dev/recsys/index"
 )
 
 type metrics struct {
@@ -12,6 +14,47 @@ type metrics struct {
 	loads    *prometheus.CounterVec
 	bundle   *prometheus.GaugeVec
 	explored *prometheus.CounterVec
+}
+
+// indexCollector reports the live index's search strategy counters. They
+// start from zero with every generation (a new index), which Prometheus
+// reads as a counter reset.
+type indexCollector struct {
+	live     func() *Generation
+	searches *prometheus.Desc
+	short    *prometheus.Desc
+}
+
+func newIndexCollector(live func() *Generation) *indexCollector {
+	return &indexCollector{live: live,
+		searches: prometheus.NewDesc("recsys_index_searches_total",
+			"Searches of the live HNSW index by strategy (graph, filtered-graph, exact, graph-then-exact); resets when a bundle loads.",
+			[]string{"strategy"}, nil),
+		short: prometheus.NewDesc("recsys_index_short_results_total",
+			"Searches of the live HNSW index that returned fewer than k hits; resets when a bundle loads.", nil, nil),
+	}
+}
+
+func (c *indexCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.searches; ch <- c.short }
+
+func (c *indexCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.live()
+	if g == nil {
+		return
+	}
+	h, ok := g.index.(interface{ Counters() index.Counters })
+	if !ok {
+		return
+	}
+	n := h.Counters()
+	for _, s := range []struct {
+		strategy index.Strategy
+		v        int64
+	}{{index.StrategyGraph, n.Graph}, {index.StrategyFilteredGraph, n.FilteredGraph}, {index.StrategyExact, n.Exact},
+		{index.StrategyGraphThenExact, n.GraphThenExact}} {
+		ch <- prometheus.MustNewConstMetric(c.searches, prometheus.CounterValue, float64(s.v), s.strategy.String())
+	}
+	ch <- prometheus.MustNewConstMetric(c.short, prometheus.CounterValue, float64(n.Short))
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

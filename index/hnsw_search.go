@@ -83,6 +83,13 @@ func (h *HNSW) Counters() Counters {
 // that does not change the graph). It must not race with searches.
 func (h *HNSW) SetEfSearch(ef int) { h.efSearch = max(ef, 1) }
 
+// Settings returns the search settings in use: ef_search and exact_below.
+func (h *HNSW) Settings() (efSearch int, exactBelow float64) { return h.efSearch, h.exactBelow }
+
+// SetExactBelow changes the estimated filter pass rate under which a
+// search scans the passing items exactly. It must not race with searches.
+func (h *HNSW) SetExactBelow(f float64) { h.exactBelow = min(max(f, 0), 1) }
+
 // Search returns up to k items nearest to q that pass filter, ordered by
 // score descending then id ascending. It returns k hits whenever k items
 // pass. q must have Dim() values (a mismatch panics).

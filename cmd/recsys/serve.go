@@ -145,7 +145,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 
 	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
 		Features: store, Realtime: store, Seeder: store, Impressions: s.sink, Rules: set,
-		Load:   engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime},
+		Load: engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime,
+			Search: &engine.SearchOptions{EfSearch: cfg.Index.EfSearch, ExactBelow: cfg.Index.ExactBelow}},
 		Logger: log, Registerer: s.Registry,
 	})
 	if err != nil {
