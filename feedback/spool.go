@@ -2,6 +2,7 @@ package feedback
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -179,7 +180,7 @@ func (s *Spool) recover() error {
 		}
 		s.segs = append(s.segs, segment{base: base})
 	}
-	slices.SortFunc(s.segs, func(a, b segment) int { return compareU64(a.base, b.base) })
+	slices.SortFunc(s.segs, func(a, b segment) int { return cmp.Compare(a.base, b.base) })
 	for i := range s.segs {
 		last := i == len(s.segs)-1
 		if err := s.scan(&s.segs[i], last); err != nil {
@@ -501,14 +502,4 @@ func (s *Spool) Close() error {
 		return fmt.Errorf("close spool: %w", err)
 	}
 	return nil
-}
-
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -462,11 +462,10 @@ func NewUserProfile(categories, brands []string) *UserProfile {
 		}
 		w *= HistoryDecay
 	}
-	for k := range p.Categories {
-		p.Categories[k] /= total
-	}
-	for k := range p.Brands {
-		p.Brands[k] /= total
+	for _, m := range []map[string]float64{p.Categories, p.Brands} {
+		for k := range m {
+			m[k] /= total
+		}
 	}
 	return p
 }

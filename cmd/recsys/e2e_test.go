@@ -101,6 +101,20 @@ func startServer(t testing.TB, cfg *config.Config) (*Server, string) {
 	return s, "http://" + ln.Addr().String()
 }
 
+// searchOK posts a search that must answer 200 and returns the result.
+func searchOK(t testing.TB, base string, body any) engine.Result {
+	t.Helper()
+	code, b := post(t, base+"/v1/search", body)
+	if code != http.StatusOK {
+		t.Fatalf("search: %d %s", code, b)
+	}
+	var res engine.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 func post(t testing.TB, url string, body any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(body)
@@ -401,18 +415,7 @@ func TestServer_RedisStopped(t *testing.T) {
 	buildBundle(t, cfg)
 	_, base := startServer(t, cfg)
 
-	search := func() engine.Result {
-		t.Helper()
-		code, body := post(t, base+"/v1/search", map[string]any{"query": "wooden toy", "k": 10})
-		if code != 200 {
-			t.Fatalf("search: %d %s", code, body)
-		}
-		var res engine.Result
-		if err := json.Unmarshal(body, &res); err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	search := func() engine.Result { return searchOK(t, base, map[string]any{"query": "wooden toy", "k": 10}) }
 	if res := search(); len(res.Degraded) != 0 || len(res.Items) != 10 {
 		t.Fatalf("healthy search: %d items, degraded %v", len(res.Items), res.Degraded)
 	}
@@ -545,16 +548,7 @@ func TestServer_RedisSlow(t *testing.T) {
 	buildBundle(t, cfg)
 	_, base := startServer(t, cfg)
 	search := func() engine.Result {
-		t.Helper()
-		code, body := post(t, base+"/v1/search", map[string]any{"query": "wooden toy", "k": 10, "user": map[string]any{"id": "u1"}})
-		if code != http.StatusOK {
-			t.Fatalf("search: %d %s", code, body)
-		}
-		var res engine.Result
-		if err := json.Unmarshal(body, &res); err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return searchOK(t, base, map[string]any{"query": "wooden toy", "k": 10, "user": map[string]any{"id": "u1"}})
 	}
 	if res := search(); len(res.Degraded) != 0 || len(res.Items) != 10 {
 		t.Fatalf("healthy search: %d items, degraded %v", len(res.Items), res.Degraded)

@@ -2,6 +2,7 @@ package ranktrain
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -31,7 +32,7 @@ func pbmQueries(rng *rand.Rand, n, k int, power float64, explore bool) []*Query 
 		if explore {
 			rng.Shuffle(k, func(i, j int) { attr[i], attr[j] = attr[j], attr[i] })
 		} else {
-			slices.SortFunc(attr, func(a, b float64) int { return -cmpFloat(a, b) })
+			slices.SortFunc(attr, func(a, b float64) int { return cmp.Compare(b, a) })
 		}
 		q := &Query{Explore: explore, Positions: make([]int, k), Labels: make([]float32, k)}
 		for p, a := range attr {
@@ -46,16 +47,6 @@ func pbmQueries(rng *rand.Rand, n, k int, power float64, explore bool) []*Query 
 		qs = append(qs, q)
 	}
 	return qs
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // estimateTolerance is how far the fitted power may be from the truth with
@@ -211,7 +202,7 @@ func simExploreEvents(seed uint64, queries int, bias, explore float64) []feedbac
 		for i := range quality {
 			quality[i] = rng.Float32()
 		}
-		slices.SortFunc(quality, func(a, b float32) int { return -cmpFloat(float64(a), float64(b)) })
+		slices.SortFunc(quality, func(a, b float32) int { return cmp.Compare(b, a) })
 		shownAt := rng.Perm(10)
 		if !imp.Explore {
 			shownAt = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
