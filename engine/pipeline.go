@@ -31,6 +31,10 @@ type stageInput struct {
 	exclude   map[int32]bool
 	explain   bool
 	degraded  []string // stages that fell back before ranking
+	// history is the user's stored actions when Recommend already read
+	// them (historyRead), so ranking does not read them again.
+	history     []string
+	historyRead bool
 }
 
 // Search answers a text query.
@@ -98,6 +102,7 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 				in.degraded = append(in.degraded, "history")
 			} else {
 				in.vec = e.userVector(g, rt.History, in.exclude)
+				in.history, in.historyRead = rt.History, true
 			}
 		}
 	default:
@@ -197,7 +202,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 
 	start = time.Now()
 	n, names := len(hits), g.Manifest.FeatureNames
-	x, degraded := e.features(ctx, g, hits, in.user.ID, now)
+	x, degraded := e.features(ctx, g, hits, in, now)
 	if degraded {
 		res.Degraded = append(res.Degraded, "features")
 	}
@@ -257,7 +262,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 // (defaults when it is slow, down or lacks an item), real-time counter and
 // user features from the counter updater's keys (fetched at the same time)
 // and request features.
-func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, user string, now time.Time) ([]float32, bool) {
+func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, in stageInput, now time.Time) ([]float32, bool) {
 	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
 	ids := make([]string, n)
 	for i, h := range hits {
@@ -269,10 +274,11 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, 
 		rtErr error
 		done  chan struct{}
 	)
-	if (counters || users) && e.deps.Realtime != nil {
-		if !users {
-			user = ""
-		}
+	user := in.user.ID
+	if !users || in.historyRead {
+		user = ""
+	}
+	if (counters || user != "") && e.deps.Realtime != nil {
 		done = make(chan struct{})
 		go func() {
 			defer close(done)
@@ -290,10 +296,15 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, 
 	for i, h := range hits {
 		g.layout.Fill(x[i*f:(i+1)*f], rows[i*fi:(i+1)*fi], h.Score, i)
 	}
-	if done == nil {
+	if e.deps.Realtime == nil || !(counters || users) {
 		return x, degraded
 	}
-	<-done
+	if done != nil {
+		<-done
+	}
+	if in.historyRead {
+		rt.History = in.history
+	}
 	if rtErr != nil {
 		if !degraded {
 			e.m.degraded.WithLabelValues("features").Inc()

@@ -243,3 +243,26 @@ func TestEngine_RecommendFromStoredHistory(t *testing.T) {
 		t.Fatalf("history store down: got %v, degraded %v; want popular items and [history]", got, res.Degraded)
 	}
 }
+
+// Recommend by user id reads the stored history once: the retrieval vector
+// and the user features use the same read.
+func TestEngine_RecommendReadsHistoryOnce(t *testing.T) {
+	items := testItems()
+	rt := &fakeRealtime{history: map[string][]string{"u1": {"m1"}}}
+	e := newEngine(t, Deps{Features: storeFor(items), Realtime: rt, Rules: compileRules(t)})
+	names := []string{"retrieval_score", "log_popularity", "item_ctr", "user_category_affinity"}
+	g, _ := newGen(t, "v1", items, &fakeScorer{weights: []float32{1, 0, 0, 0}})
+	withFeatures(t, g, names...)
+	e.publish(g)
+	res, err := e.Recommend(context.Background(), RecommendRequest{User: User{ID: "u1"}, K: 3, Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rt.calls, []string{"u1", ""}) {
+		t.Fatalf("real-time reads by user = %q, want one with the user (history) and one without (counters)", rt.calls)
+	}
+	// m2 shares m1's category (heavy-metal): affinity 1 from that one read.
+	if res.Items[0].ID != "m2" || res.Items[0].Features[3] != 1 {
+		t.Fatalf("top %s with features %v, want m2 with category affinity 1", res.Items[0].ID, res.Items[0].Features)
+	}
+}
