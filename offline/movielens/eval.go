@@ -1,6 +1,7 @@
 package movielens
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 var Features = []string{
 	"retrieval_score", "retrieval_score_rel", "retrieval_rank", "neighbour_votes", "log_popularity",
 	"mean_rating", "genre_affinity", "year", "log_user_history",
+	"log_trend", "recent_genre_affinity", "age_at_user_time",
 }
 
 // Config sets one evaluation.
@@ -170,6 +172,42 @@ func buildQueries(d *Data, hist, future map[int][]Rating, cfg Config) []query {
 		genres[u] = g
 	}
 	slices.Sort(users)
+	// Trend, as of each user's own last rating (nothing after it, so the
+	// feature cannot see the held-out period): the movie's ratings in the
+	// pool during the year before. Plus the user's recent taste (genres of
+	// the last 10 positives) and how old a movie was at that time.
+	times := map[int][]int64{} // movie -> sorted rating times in the pool
+	recentGenres := map[int]map[string]float64{}
+	lastTime := map[int]int64{}
+	for u, rs := range hist {
+		byTime := slices.Clone(rs)
+		slices.SortFunc(byTime, func(a, b Rating) int { return cmp.Compare(b.Time, a.Time) })
+		g := map[string]float64{}
+		n := 0
+		for _, r := range byTime {
+			times[r.Movie] = append(times[r.Movie], r.Time)
+			if r.Stars >= cfg.Positive && n < 10 {
+				n++
+				for _, name := range d.Movies[r.Movie].Genres {
+					g[name]++
+				}
+			}
+		}
+		recentGenres[u] = g
+		if len(byTime) > 0 {
+			lastTime[u] = byTime[0].Time
+		}
+	}
+	for _, ts := range times {
+		slices.Sort(ts)
+	}
+	const trendWindow = 365 * 24 * 3600
+	trend := func(m int, at int64) int {
+		ts := times[m]
+		lo, _ := slices.BinarySearch(ts, at-trendWindow)
+		hi, _ := slices.BinarySearch(ts, at+1)
+		return hi - lo
+	}
 	popular := make([]int, 0, len(count))
 	for m := range count {
 		popular = append(popular, m)
@@ -269,8 +307,20 @@ func buildQueries(d *Data, hist, future map[int][]Rating, cfg Config) []query {
 			if top := score[cands[0]]; top > 0 {
 				rel = score[m] / top
 			}
+			raff, rsum := 0.0, 0.0
+			for _, v := range recentGenres[u] {
+				rsum += v
+			}
+			for _, name := range mv.Genres {
+				raff += recentGenres[u][name]
+			}
+			if rsum > 0 && len(mv.Genres) > 0 {
+				raff /= rsum * math.Sqrt(float64(len(mv.Genres)))
+			}
 			q.x = append(q.x, float32(score[m]), float32(rel), float32(rank), float32(votes[m]), float32(math.Log1p(float64(count[m]))),
-				float32(mean), float32(aff), float32(mv.Year), float32(math.Log1p(float64(len(hist[u])))))
+				float32(mean), float32(aff), float32(mv.Year), float32(math.Log1p(float64(len(hist[u])))),
+				float32(math.Log1p(float64(trend(m, lastTime[u])))), float32(raff),
+				float32(1970+float64(lastTime[u])/(365.25*24*3600)-float64(mv.Year)))
 			l := float32(0)
 			if liked[m] {
 				l = 1
