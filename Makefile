@@ -11,7 +11,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.deps/*' 2>/dev/null) g
 # Tests and the binary find ONNX Runtime here (config: onnxruntime.library).
 export RECSYS_ORT_LIB := $(abspath $(ORT_LIB))
 
-.PHONY: run test bench loop setup test-tools vet fmt-check clean demo-data
+.PHONY: run test bench loop scifact setup test-tools vet fmt-check clean demo-data
 
 ## setup: ONNX Runtime into .deps/ and the Go modules (idempotent)
 setup: $(ORT_LIB)
@@ -46,8 +46,10 @@ test: setup test-tools
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	go test -race -count=1 -timeout 20m ./...
-	@# The MovieLens evaluation (issue 5, must-show 2) skips itself under -race, where it takes minutes.
+	@# The MovieLens evaluation (issue 5, must-show 2) and the SciFact BM25 check (issue 10,
+	@# must-show 1) skip themselves under -race, where they take minutes.
 	set -o pipefail; go test -count=1 -run TestEvaluate -v ./offline/movielens/ | grep -E 'NDCG|^(ok|FAIL|---)'
+	set -o pipefail; go test -count=1 -run TestEvalSearch_SciFactBM25 -v ./cmd/recsys/ | grep -E 'nDCG|^(ok|FAIL|---)'
 
 ## bench: benchmarks with latency, throughput and memory
 bench: setup test-tools
@@ -56,6 +58,10 @@ bench: setup test-tools
 ## loop: one closed-loop cycle on the synthetic world (simulate, train rank, promote, measure); about 15 min
 loop: setup $(BIN)
 	scripts/closed-loop.sh
+
+## scifact: SciFact's judged train queries in 5 folds through the real commands; about 15 min
+scifact: setup $(BIN)
+	scripts/scifact-folds.sh
 
 clean:
 	rm -rf bin var

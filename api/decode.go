@@ -55,11 +55,12 @@ func (f *filtersBody) UnmarshalJSON(data []byte) error {
 }
 
 type searchBody struct {
-	Query   *string      `json:"query"`
-	K       *int         `json:"k"`
-	User    *userBody    `json:"user"`
-	Filters *filtersBody `json:"filters"`
-	Explain bool         `json:"explain"`
+	Query     *string      `json:"query"`
+	K         *int         `json:"k"`
+	User      *userBody    `json:"user"`
+	Filters   *filtersBody `json:"filters"`
+	Explain   bool         `json:"explain"`
+	Retrieval *string      `json:"retrieval"`
 }
 
 type recommendBody struct {
@@ -105,6 +106,14 @@ func decodeSearch(body []byte, lim kLimits) (engine.SearchRequest, error) {
 	}
 	if req.Filters, err = checkFilters(b.Filters); err != nil {
 		return req, err
+	}
+	if b.Retrieval != nil {
+		switch *b.Retrieval {
+		case engine.ModeHybrid, engine.ModeLexical, engine.ModeDense:
+			req.Retrieval = *b.Retrieval
+		default:
+			return req, invalid("retrieval", "must be %s, %s or %s", engine.ModeHybrid, engine.ModeLexical, engine.ModeDense)
+		}
 	}
 	return req, nil
 }

@@ -31,6 +31,7 @@ func TestDecodeSearch(t *testing.T) {
 		{"equal prices", `{"query":"a","filters":{"price_min":5,"price_max":5}}`,
 			engine.SearchRequest{Query: "a", K: 10, Filters: engine.Filters{PriceMin: p(5), PriceMax: p(5)}}},
 		{"empty filter lists", `{"query":"a","filters":{"categories":[],"brands":[]}}`, engine.SearchRequest{Query: "a", K: 10}},
+		{"retrieval mode", `{"query":"a","retrieval":"lexical"}`, engine.SearchRequest{Query: "a", K: 10, Retrieval: "lexical"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,6 +43,17 @@ func TestDecodeSearch(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDecodeSearch_Retrieval(t *testing.T) {
+	for _, body := range []string{`{"query":"a","retrieval":"bm25"}`, `{"query":"a","retrieval":""}`, `{"query":"a","retrieval":1}`} {
+		_, err := decodeSearch([]byte(body), testLimits)
+		checkDecodeError(t, err)
+		var re *requestError
+		if errors.As(err, &re) && re.field != "retrieval" {
+			t.Errorf("%s: error names %q, want retrieval", body, re.field)
+		}
 	}
 }
 
@@ -124,6 +136,7 @@ func checkAcceptedID(t *testing.T, id string) {
 func FuzzDecodeSearch(f *testing.F) {
 	for _, s := range []string{
 		`{"query":"red shoes","k":5,"user":{"id":"u","age":30},"filters":{"categories":["c"],"brands":["b"],"price_min":1,"price_max":2},"explain":true}`,
+		`{"query":"a","retrieval":"dense"}`, `{"query":"a","retrieval":"x"}`,
 		`{"query":" "}`, `{"query":"a","k":0}`, `{"query":"a","filters":{"x":1}}`, `{"query":"a"}{}`,
 		`[]`, `null`, `{"query":"a","user":{"age":"1"}}`, `{"query":"\u0000"}`, ``,
 	} {
@@ -202,7 +215,11 @@ func wireFilters(f engine.Filters) *filtersBody {
 }
 
 func encodeSearch(t *testing.T, r engine.SearchRequest) []byte {
-	b, err := json.Marshal(searchBody{Query: &r.Query, K: &r.K, User: wireUser(r.User), Filters: wireFilters(r.Filters), Explain: r.Explain})
+	sb := searchBody{Query: &r.Query, K: &r.K, User: wireUser(r.User), Filters: wireFilters(r.Filters), Explain: r.Explain}
+	if r.Retrieval != "" {
+		sb.Retrieval = &r.Retrieval
+	}
+	b, err := json.Marshal(sb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ func TestServer_MalformedRequests(t *testing.T) {
 		{"k wrong type", "POST", "/v1/search", ctJSON, `{"query":"a","k":"10"}`, 400, CodeInvalidArgument, "k"},
 		{"k fractional", "POST", "/v1/search", ctJSON, `{"query":"a","k":1.5}`, 400, CodeInvalidArgument, "k"},
 		{"k zero", "POST", "/v1/search", ctJSON, `{"query":"a","k":0}`, 400, CodeInvalidArgument, "k"},
+		{"unknown retrieval", "POST", "/v1/search", ctJSON, `{"query":"a","retrieval":"sparse"}`, 400, CodeInvalidArgument, "retrieval"},
 		{"k negative", "POST", "/v1/search", ctJSON, `{"query":"a","k":-3}`, 400, CodeInvalidArgument, "k"},
 		{"k too large", "POST", "/v1/search", ctJSON, `{"query":"a","k":1001}`, 400, CodeInvalidArgument, "k"},
 		{"unknown field", "POST", "/v1/search", ctJSON, `{"query":"a","colour":"red"}`, 400, CodeInvalidArgument, "colour"},

@@ -39,6 +39,9 @@ type Manifest struct {
 	IndexBackend  string    `json:"index_backend"`
 	EmbedModel    Model     `json:"embed_model"`
 	Ranker        Model     `json:"ranker"`
+	// Lexical is the BM25F index over the item text; bundles built before
+	// it have none and serve text queries from the vectors alone.
+	Lexical *Model `json:"lexical,omitempty"`
 	// FeatureNames is the ranker's input order; ItemFeatureNames is the
 	// column order of the item feature rows (features file and store).
 	// FeatureDefaults[i] is served for FeatureNames[i] when a value is missing.

@@ -28,7 +28,7 @@ type Config struct {
 	Bundles     Bundles          `yaml:"bundles"`
 	Build       Build            `yaml:"build"`
 	Embed       Embed            `yaml:"embed"`
-	Index       index.Config     `yaml:"index"`
+	Index       Index            `yaml:"index"`
 	Engine      engine.Config    `yaml:"engine"`
 	Rank        Rank             `yaml:"rank"`
 	Rules       rules.Config     `yaml:"rules"`
@@ -78,6 +78,13 @@ type Embed struct {
 	ModelFile string              `yaml:"model_file"`
 	Model     embed.ModelConfig   `yaml:"model"`
 	Runtime   embed.EncoderConfig `yaml:"runtime"`
+}
+
+// Index holds the vector index settings and, under lexical, the BM25F
+// index built beside it.
+type Index struct {
+	index.Config `yaml:",inline"`
+	Lexical      index.LexicalConfig `yaml:"lexical"`
 }
 
 // Rank holds the feature specs and linear weights, and the scorer's runtime settings.
@@ -156,7 +163,8 @@ func (c *Config) Validate() error {
 	embedRuntime, rankRuntime := c.Embed.Runtime, c.Rank.Runtime
 	embedRuntime.ModelPath, rankRuntime.ModelPath = "from-bundle", "from-bundle"
 	add("embed.runtime", embedRuntime.Validate())
-	add("index", c.Index.Validate())
+	add("index", c.Index.Config.Validate())
+	add("index.lexical", c.Index.Lexical.Validate())
 	add("engine", c.Engine.Validate())
 	add("rank", c.Rank.Config.Validate())
 	add("rank.runtime", rankRuntime.Validate())

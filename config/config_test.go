@@ -85,6 +85,14 @@ func TestParse_Env(t *testing.T) {
 		{"duration", []string{"RECSYS_ENGINE_RANK_TIMEOUT=250ms"}, func(c *Config) bool { return c.Engine.RankTimeout == 250*time.Millisecond }, ""},
 		{"nested", []string{"RECSYS_EMBEDDED_KAFKA_DATA_DIR=/data/k"}, func(c *Config) bool { return c.Embedded.Kafka.DataDir == "/data/k" }, ""},
 		{"bool", []string{"RECSYS_EMBED_MODEL_FEATURIZER_BIGRAMS=false"}, func(c *Config) bool { return !c.Embed.Model.Featurizer.Bigrams }, ""},
+		{"inlined struct", []string{"RECSYS_INDEX_EF_SEARCH=64", "RECSYS_RANK_FETCH_TIMEOUT=20ms"}, func(c *Config) bool {
+			return c.Index.EfSearch == 64 && c.Rank.FetchTimeout == 20*time.Millisecond
+		}, ""},
+		{"lexical field weight", []string{"RECSYS_INDEX_LEXICAL_FIELDS_TITLE=1", "RECSYS_INDEX_LEXICAL_STEMMER=none"}, func(c *Config) bool {
+			return c.Index.Lexical.Fields.Title == 1 && c.Index.Lexical.Stemmer == "none"
+		}, ""},
+		{"retrieval mode", []string{"RECSYS_ENGINE_RETRIEVAL_MODE=dense"}, func(c *Config) bool { return c.Engine.Retrieval.Mode == "dense" }, ""},
+		{"bad retrieval mode", []string{"RECSYS_ENGINE_RETRIEVAL_MODE=bm25"}, nil, "engine.retrieval.mode: must be hybrid, lexical or dense"},
 		{"secret ignored", []string{"RECSYS_REDIS_PASSWORD=s3cret"}, func(c *Config) bool { return true }, ""},
 		{"bad number", []string{"RECSYS_ENGINE_CANDIDATES=lots"}, nil, "RECSYS_ENGINE_CANDIDATES (engine.candidates)"},
 		{"validated", []string{"RECSYS_ENGINE_CANDIDATES=0"}, nil, "engine.candidates: must be in 1..10000"},

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,8 +56,15 @@ func walk(v reflect.Value, prefix string, fn func(path string, v reflect.Value))
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		parts := strings.Split(f.Tag.Get("yaml"), ",")
+		tag := parts[0]
 		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		if slices.Contains(parts[1:], "inline") && f.Type.Kind() == reflect.Struct {
+			// An inlined struct's keys sit at its parent's level, in the
+			// YAML and so in the variable names.
+			walk(v.Field(i), prefix, fn)
 			continue
 		}
 		if tag == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,8 @@ type Config struct {
 	// marked explore, and `recsys train rank` estimates from them how much
 	// position alone draws clicks. It costs those requests their ranking.
 	ExploreRate float64 `yaml:"explore_rate"`
+	// Retrieval chooses and merges the candidate sources of text queries.
+	Retrieval RetrievalConfig `yaml:"retrieval"`
 }
 
 // Validate reports every bad value with its key.
@@ -56,6 +59,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.ExploreRate >= 0 && c.ExploreRate <= 1) {
 		errs = append(errs, fmt.Errorf("explore_rate: must be in [0, 1], got %g", c.ExploreRate))
+	}
+	if err := c.Retrieval.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New("retrieval."+line))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -88,6 +96,9 @@ type ImpressionSink interface {
 
 // Deps are the engine's collaborators.
 type Deps struct {
+	// Features serves item feature rows; nil serves them from the loaded
+	// bundle's own features file (offline evaluation and training, which
+	// must see what the build wrote).
 	Features    FeatureStore
 	Realtime    RealtimeStore // nil: counter and user features keep their defaults
 	Seeder      FeatureSeeder // may be nil when features are written at build time
@@ -112,11 +123,11 @@ type Engine struct {
 
 // New returns an engine with no bundle loaded; call Load before serving.
 func New(cfg Config, deps Deps) (*Engine, error) {
+	if cfg.Retrieval == (RetrievalConfig{}) {
+		cfg.Retrieval = DefaultRetrievalConfig() // callers that build a Config in code
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if deps.Features == nil {
-		return nil, errors.New("engine: a feature store is required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -166,6 +177,13 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 	if err != nil {
 		e.m.loads.WithLabelValues("refused").Inc()
 		return err
+	}
+	if e.deps.Features == nil {
+		if g.itemRows, err = readFeatures(g.Dir, g.Manifest); err != nil {
+			g.close()
+			e.m.loads.WithLabelValues("refused").Inc()
+			return fmt.Errorf("load bundle %s: %w", g.Version(), err)
+		}
 	}
 	if err := e.seed(ctx, g); err != nil {
 		g.close()
@@ -240,6 +258,15 @@ func (e *Engine) smoke(ctx context.Context, g *Generation) error {
 	if len(hits) != 1 {
 		return fmt.Errorf("index returned %d hits for k=1", len(hits))
 	}
+	if g.lexical != nil {
+		lq := g.lexical.Parse(g.items[0].Title)
+		r := g.lexical.Search(lq, 1, nil)
+		n := len(r.Hits)
+		r.Release()
+		if n != 1 && lq.Words() > 0 {
+			return fmt.Errorf("lexical index returned %d hits for the first item's title", n)
+		}
+	}
 	x := make([]float32, len(g.Manifest.FeatureNames))
 	scores, err := g.scorer.Score(ctx, x, 1)
 	if err != nil {
@@ -262,4 +289,14 @@ func (e *Engine) acquire() (*Generation, error) {
 			return g, nil
 		}
 	}
+}
+
+// Has reports whether the live generation holds an item with this id.
+func (e *Engine) Has(id string) bool {
+	g := e.current.Load()
+	if g == nil {
+		return false
+	}
+	_, ok := g.byID[id]
+	return ok
 }

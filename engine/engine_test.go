@@ -175,8 +175,13 @@ func newGenOn(t testing.TB, icfg index.Config, version string, items []catalog.I
 	m := &bundle.Manifest{Version: version, Items: len(items), Dim: testDim,
 		FeatureNames: []string{"retrieval_score", "log_popularity"}, FeatureDefaults: []float32{0, 0},
 		ItemFeatureNames: []string{"log_popularity"}}
+	lex, err := index.BuildLexical(context.Background(), index.DefaultLexicalConfig(), len(items),
+		func(d, f int) string { return index.ItemField(&items[d], f) })
+	if err != nil {
+		t.Fatal(err)
+	}
 	enc := &fakeEncoder{feat: feat}
-	g := &Generation{Manifest: m, items: items, byID: map[string]int32{}, index: ix,
+	g := &Generation{Manifest: m, items: items, byID: map[string]int32{}, index: ix, lexical: lex,
 		encoder: enc, scorer: scorer, drained: make(chan struct{})}
 	for i := range items {
 		g.byID[items[i].ID] = int32(i)

@@ -25,6 +25,7 @@ const (
 	IndexFile    = "index.snap"
 	RankerFile   = "ranker.onnx"
 	FeaturesFile = "features.bin"
+	LexicalFile  = "lexical.snap"
 )
 
 // Index is the retrieval structure a generation searches.
@@ -56,6 +57,7 @@ type Generation struct {
 	byID    map[string]int32
 	popular []int32 // item ids by descending popularity, for cold-start users
 	index   Index
+	lexical *index.Lexical // nil for a bundle built before the lexical index
 	encoder Encoder
 	scorer  Scorer
 
@@ -63,6 +65,9 @@ type Generation struct {
 	// itemDefaults fill store rows that are missing.
 	layout       rank.Layout
 	itemDefaults []float32
+	// itemRows are the bundle's item feature rows, items x ItemLen, when
+	// the engine has no feature store.
+	itemRows []float32
 
 	refs    atomic.Int64
 	retired atomic.Bool
@@ -78,6 +83,9 @@ type LoadOptions struct {
 	// built with: they are serving knobs, changed by a reload, not by a
 	// rebuild.
 	Search *SearchOptions
+	// Lexical, when set, replaces the BM25F parameters the lexical
+	// snapshot was built with (index.lexical k1, b and field weights).
+	Lexical *index.LexicalParams
 }
 
 // SearchOptions are the HNSW search settings (index.ef_search and
@@ -130,6 +138,19 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	}
 	applySearch(ix, opts.Search)
 	g.index = ix
+	if m.Lexical != nil {
+		if g.lexical, err = index.LoadLexical(filepath.Join(dir, m.Lexical.File)); err != nil {
+			return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+		}
+		if g.lexical.Len() != m.Items {
+			return nil, fmt.Errorf("load bundle %s: lexical index holds %d items, manifest says %d", m.Version, g.lexical.Len(), m.Items)
+		}
+		if opts.Lexical != nil {
+			if err := g.lexical.Tune(*opts.Lexical); err != nil {
+				return nil, fmt.Errorf("load bundle %s: index.lexical: %w", m.Version, err)
+			}
+		}
+	}
 
 	ec := opts.Encoder
 	ec.ModelPath = filepath.Join(dir, m.EmbedModel.File)
@@ -240,6 +261,20 @@ func (g *Generation) close() {
 // ReadFeatureRows reads the item feature rows written by the builder:
 // little-endian float32, items x len(ItemFeatureNames).
 func ReadFeatureRows(dir string, m *bundle.Manifest) ([][]float32, error) {
+	flat, err := readFeatures(dir, m)
+	if err != nil {
+		return nil, err
+	}
+	f := len(m.ItemFeatureNames)
+	rows := make([][]float32, m.Items)
+	for i := range rows {
+		rows[i] = flat[i*f : (i+1)*f : (i+1)*f]
+	}
+	return rows, nil
+}
+
+// readFeatures reads the features file as one items x features array.
+func readFeatures(dir string, m *bundle.Manifest) ([]float32, error) {
 	b, err := os.ReadFile(filepath.Join(dir, FeaturesFile))
 	if err != nil {
 		return nil, fmt.Errorf("read features: %w", err)
@@ -248,13 +283,9 @@ func ReadFeatureRows(dir string, m *bundle.Manifest) ([][]float32, error) {
 	if len(b) != 4*f*m.Items {
 		return nil, fmt.Errorf("read features: %d bytes, want %d items x %d features", len(b), m.Items, f)
 	}
-	rows := make([][]float32, m.Items)
 	flat := make([]float32, f*m.Items)
 	for i := range flat {
 		flat[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	for i := range rows {
-		rows[i] = flat[i*f : (i+1)*f : (i+1)*f]
-	}
-	return rows, nil
+	return flat, nil
 }

@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "recsys_engine_stage_duration_seconds",
-			Help:    "Time spent in each pipeline stage (embed, retrieve, features, score, rules).",
+			Help:    "Time spent in each pipeline stage (embed, retrieve, features, score, rules; retrieve_lexical and retrieve_dense inside retrieve for text queries).",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}, []string{"surface", "stage"}),
 		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -31,6 +31,12 @@ type stageInput struct {
 	exclude   map[int32]bool
 	explain   bool
 	degraded  []string // stages that fell back before ranking
+	// Text queries: the retrieval mode, the analysed lexical query (nil
+	// when lexical retrieval does not run) and the item whose id the query
+	// is (-1 for none).
+	mode    string
+	lex     *index.LexicalQuery
+	exactID int32
 	// history is the user's stored actions when Recommend already read
 	// them (historyRead), so ranking does not read them again.
 	history     []string
@@ -51,17 +57,42 @@ func (e *Engine) Search(ctx context.Context, req SearchRequest) (Result, error) 
 	if err := checkK(req.K); err != nil {
 		return Result{}, err
 	}
-	if ids, _ := g.encoder.Featurizer().Featurize(q); len(ids) == 0 {
-		return Result{}, badInput("query", "has no searchable terms")
+	in := stageInput{surface: "search", requestID: req.RequestID, query: q, k: req.K, user: req.User,
+		filters: req.Filters, explain: req.Explain, mode: req.Retrieval, exactID: -1}
+	if in.mode == "" {
+		in.mode = e.cfg.Retrieval.Mode
 	}
-	start := time.Now()
-	vec, err := e.embedQuery(ctx, g, q)
-	if err != nil {
-		return Result{}, err
+	if err := checkMode(in.mode); err != nil {
+		return Result{}, badInput("retrieval", err.Error())
 	}
-	e.m.stage.WithLabelValues("search", "embed").Observe(time.Since(start).Seconds())
-	return e.run(ctx, g, stageInput{surface: "search", requestID: req.RequestID, query: q, vec: vec,
-		k: req.K, user: req.User, filters: req.Filters, explain: req.Explain})
+	if id, ok := g.byID[q]; ok {
+		in.exactID = id
+	}
+	useLex, useDense := in.mode != ModeDense, in.mode != ModeLexical
+	if useLex && g.lexical == nil {
+		// A bundle built before the lexical index: serve dense, and say so.
+		e.m.degraded.WithLabelValues("lexical").Inc()
+		in.degraded = append(in.degraded, "lexical")
+		useLex, useDense = false, true
+	}
+	if useLex {
+		lq := g.lexical.Parse(q)
+		if lq.Words() == 0 && !useDense && in.exactID < 0 {
+			return Result{}, badInput("query", "has no searchable terms")
+		}
+		in.lex = &lq
+	}
+	if useDense {
+		if ids, _ := g.encoder.Featurizer().Featurize(q); len(ids) == 0 {
+			return Result{}, badInput("query", "has no searchable terms")
+		}
+		start := time.Now()
+		if in.vec, err = e.embedQuery(ctx, g, q); err != nil {
+			return Result{}, err
+		}
+		e.m.stage.WithLabelValues("search", "embed").Observe(time.Since(start).Seconds())
+	}
+	return e.run(ctx, g, in)
 }
 
 // Recommend answers for a user (a vector built from recent items, or
@@ -76,7 +107,7 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 		return Result{}, err
 	}
 	in := stageInput{surface: "recommend", requestID: req.RequestID, k: req.K, user: req.User,
-		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}}
+		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}, exactID: -1}
 	start := time.Now()
 	switch {
 	case req.SeedItem != "":
@@ -186,13 +217,19 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 
 	start := time.Now()
 	depth := max(e.cfg.Candidates, in.k)
-	var hits []index.Hit
-	if in.vec != nil {
-		hits = g.index.Search(in.vec, depth, keep)
-	} else {
-		hits = g.popularHits(depth, keep)
+	var hits []candidate
+	switch {
+	case in.surface == "search":
+		hits = e.retrieveText(g, in, keep)
+	case in.vec != nil:
+		hits = e.hitCandidates(g.index.Search(in.vec, depth, keep), true)
+	default:
+		hits = e.hitCandidates(g.popularHits(depth, keep), false)
 	}
 	e.m.stage.WithLabelValues(in.surface, "retrieve").Observe(time.Since(start).Seconds())
+	if in.surface == "search" {
+		res.Retrieval = in.mode
+	}
 	if len(hits) == 0 {
 		return res, nil
 	}
@@ -223,7 +260,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 		res.Degraded = append(res.Degraded, "ranking")
 		scores = make([]float32, n)
 		for i, h := range hits {
-			scores[i] = h.Score
+			scores[i] = h.ret.Score
 		}
 	}
 	e.m.stage.WithLabelValues(in.surface, "score").Observe(time.Since(start).Seconds())
@@ -233,6 +270,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	e.m.stage.WithLabelValues(in.surface, "rules").Observe(time.Since(start).Seconds())
 
 	f := len(names)
+	pinExact(ranked, hits)
 	if len(ranked) > in.k {
 		ranked = ranked[:in.k]
 	}
@@ -244,10 +282,11 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	for _, c := range ranked {
 		i := c.Ref
 		h := Hit{ID: c.Item.ID, Title: c.Item.Title, Brand: c.Item.Brand, Category: c.Item.Category, Price: c.Item.Price,
-			Score: c.Score, RetrievalScore: hits[i].Score, RetrievalRank: i + 1}
+			Score: c.Score, RetrievalScore: hits[i].ret.Score, RetrievalRank: i + 1}
 		if in.explain {
 			h.Features = x[i*f : (i+1)*f : (i+1)*f]
 			h.Rules = c.Fired
+			h.Sources = sourcesOf(hits[i], in.surface == "search")
 		}
 		res.Items = append(res.Items, h)
 	}
@@ -262,11 +301,11 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 // (defaults when it is slow, down or lacks an item), real-time counter and
 // user features from the counter updater's keys (fetched at the same time)
 // and request features.
-func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, in stageInput, now time.Time) ([]float32, bool) {
+func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, in stageInput, now time.Time) ([]float32, bool) {
 	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
 	ids := make([]string, n)
 	for i, h := range hits {
-		ids[i] = g.items[h.ID].ID
+		ids[i] = g.items[h.id].ID
 	}
 	counters, users := g.layout.NeedsCounters(), g.layout.NeedsUser()
 	var (
@@ -286,7 +325,14 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, 
 		}()
 	}
 	rows := make([]float32, n*fi)
-	_, err := e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
+	var err error
+	if e.deps.Features != nil {
+		_, err = e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
+	} else {
+		for i, h := range hits {
+			copy(rows[i*fi:(i+1)*fi], g.itemRows[int(h.id)*fi:(int(h.id)+1)*fi])
+		}
+	}
 	degraded := err != nil
 	if degraded {
 		e.m.degraded.WithLabelValues("features").Inc()
@@ -294,7 +340,7 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, 
 	}
 	x := make([]float32, n*f)
 	for i, h := range hits {
-		g.layout.Fill(x[i*f:(i+1)*f], rows[i*fi:(i+1)*fi], h.Score, i)
+		g.layout.Fill(x[i*f:(i+1)*f], rows[i*fi:(i+1)*fi], h.ret)
 	}
 	if e.deps.Realtime == nil || !(counters || users) {
 		return x, degraded
@@ -326,7 +372,7 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []index.Hit, 
 		}
 		p := rank.NewUserProfile(cats, brands)
 		for i, h := range hits {
-			it := &g.items[h.ID]
+			it := &g.items[h.id]
 			g.layout.FillUser(x[i*f:(i+1)*f], p, it.Category, it.Brand)
 		}
 	}

@@ -23,6 +23,9 @@ type SearchRequest struct {
 	User      User
 	Filters   Filters
 	Explain   bool
+	// Retrieval is hybrid, lexical or dense; empty means
+	// engine.retrieval.mode.
+	Retrieval string
 }
 
 // RecommendRequest asks for items for a user (from recent item ids, most
@@ -49,12 +52,51 @@ type Hit struct {
 	RetrievalRank  int       `json:"retrieval_rank"`
 	Features       []float32 `json:"features,omitempty"` // only with Explain
 	Rules          []string  `json:"rules,omitempty"`    // business rules that fired, only with Explain
+	Sources        *Sources  `json:"sources,omitempty"`  // what each retrieval source said, only with Explain
+}
+
+// Sources explains where a hit came from. Ranks are 1-based; a source
+// whose list did not hold the hit has no entry (its score is still
+// computed for the ranker, and shown here when the source ran).
+type Sources struct {
+	Lexical *SourceHit `json:"lexical,omitempty"`
+	Dense   *SourceHit `json:"dense,omitempty"`
+	// LexicalScore and DenseScore are the hit's scores whether or not the
+	// source listed it (0 when the source did not run).
+	LexicalScore float32 `json:"lexical_score"`
+	DenseScore   float32 `json:"dense_score"`
+	// TitleTermShare is the share of the query's words in the title.
+	TitleTermShare float32 `json:"title_term_share"`
+	// ExactID marks the item whose id the query is; it is pinned first.
+	ExactID bool `json:"exact_id,omitempty"`
+}
+
+// SourceHit is a hit's place in one source's list.
+type SourceHit struct {
+	Rank  int     `json:"rank"`
+	Score float32 `json:"score"`
+}
+
+func sourcesOf(c candidate, text bool) *Sources {
+	s := &Sources{LexicalScore: c.ret.LexScore, DenseScore: c.ret.DenseScore, TitleTermShare: c.ret.TitleShare, ExactID: c.exactID}
+	if c.inLexical {
+		s.Lexical = &SourceHit{Rank: c.ret.LexRank + 1, Score: c.ret.LexScore}
+	}
+	if c.inDense {
+		s.Dense = &SourceHit{Rank: c.ret.DenseRank + 1, Score: c.ret.DenseScore}
+	}
+	if !text && !c.inDense {
+		s.DenseScore = 0
+	}
+	return s
 }
 
 // Result is the answer to a search or recommend request.
 type Result struct {
-	RequestID    string   `json:"request_id"`
-	Bundle       string   `json:"bundle"`
+	RequestID string `json:"request_id"`
+	Bundle    string `json:"bundle"`
+	Retrieval string `json:"retrieval,omitempty"` // the mode a search ran with
+
 	Items        []Hit    `json:"items"`
 	FeatureNames []string `json:"feature_names,omitempty"` // only with Explain
 	Degraded     []string `json:"degraded,omitempty"`      // stages that fell back, e.g. "features", "ranking"

@@ -187,6 +187,9 @@ func NewCounters(cfg Config, ccfg CountersConfig, rdb redis.Cmdable, logger *slo
 	return c, nil
 }
 
+// commitTimeout bounds the offset commit of an applied batch.
+const commitTimeout = 5 * time.Second
+
 // Run consumes until ctx ends. Transient Kafka and Redis errors are logged
 // and retried; the uncommitted batch is then re-read.
 func (c *Counters) Run(ctx context.Context) error {
@@ -218,7 +221,12 @@ func (c *Counters) Run(ctx context.Context) error {
 		recs := fetches.Records()
 		err := c.apply(ctx, recs)
 		if err == nil {
-			err = cl.CommitRecords(ctx, recs...)
+			// A batch Redis holds is committed even when shutdown began
+			// meanwhile: the next run would otherwise re-read it and find
+			// only duplicates.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+			err = cl.CommitRecords(cctx, recs...)
+			cancel()
 		}
 		if err != nil {
 			c.logger.Warn("counters: batch not applied, re-reading from the committed offsets", "err", err)

@@ -17,6 +17,18 @@
 // section, written through a temporary file and a rename, and verified
 // completely on load.
 //
+// Beside the vectors, Lexical is the lexical index: BM25F ("combined
+// fields": per-field weighted term frequencies and lengths, one
+// saturation) over an item's title, brand, category, tags and
+// description, in a snapshot of the same framing. Analysis uses bleve's
+// maintained components (Unicode segmentation, ASCII folding, possessives,
+// lower case, Snowball stopwords, Porter stemming) plus words joined by
+// "-" or "/" kept whole, so "wh-1000xm5" matches as typed. The postings are
+// the project's own: bleve's index was measured against them (recsys bench
+// lexical) and was slower to build and query, larger on disk, and its
+// BM25 (square-rooted term frequencies, squared idf, a coordination
+// factor) does not reproduce the standard scores; see the README.
+//
 // Item ids are dense int32 positions (0..Len()-1) in the order the vectors
 // were given; mapping them to catalog ids is the bundle's job. Indexes are
 // read-only after construction, so any number of goroutines may search one

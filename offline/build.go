@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/recsys-dev/recsys/bundle"
@@ -36,6 +37,7 @@ type BuildOptions struct {
 	ModelFile  string // a trained model (recsys train embed --out) to use instead of building Model's
 	Encoder    embed.EncoderConfig
 	Index      index.Config
+	Lexical    index.LexicalConfig
 	Rank       rank.Config
 	Ranker     string // a promoted ranking model (build.ranker); used when the file exists
 	// Features, when set, receives the item features at build time; when nil
@@ -56,6 +58,9 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Lexical == (index.LexicalConfig{}) {
+		o.Lexical = index.DefaultLexicalConfig() // callers that build options in code
 	}
 	p := &progress{w: o.Progress}
 	now := o.Now().UTC()
@@ -110,6 +115,21 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	p.done("%d vectors", ix.Len())
+
+	p.step("build lexical index (BM25F over %s)", strings.Join(index.FieldNames[:], ", "))
+	start := time.Now()
+	lex, err := index.BuildLexical(ctx, o.Lexical, len(items), func(d, f int) string { return index.ItemField(&items[d], f) })
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := lex.WriteFile(stage.Path(engine.LexicalFile)); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	m.Lexical = &bundle.Model{File: engine.LexicalFile, Kind: KindBM25F,
+		Version: fmt.Sprintf("%s-%s", o.Lexical.Stopwords, o.Lexical.Stemmer)}
+	m.Metrics["lexical_terms"] = float64(lex.Terms())
+	m.Metrics["lexical_build_seconds"] = time.Since(start).Seconds()
+	p.done("%d terms", lex.Terms())
 
 	p.step("compute item features")
 	dict := rank.NewDict(items)
@@ -178,6 +198,7 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 
 // Embedding model kinds recorded in the manifest.
 const (
+	KindBM25F            = "bm25f"
 	KindHashedBag        = "hashed-ngram-bag"
 	KindTrainedHashedBag = "hashed-ngram-bag-trained"
 )

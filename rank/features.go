@@ -41,9 +41,55 @@ const (
 
 // Request feature names, filled by the engine (see Layout.Fill).
 const (
+	// FeatRetrievalScore and FeatRetrievalRank are the candidate's score
+	// and 0-based rank in the list retrieval handed to ranking: the fused
+	// list for hybrid text queries (reciprocal-rank fusion scaled so 1 is
+	// first in every source, or the normalised weighted sum), the one
+	// source's own otherwise.
 	FeatRetrievalScore = "retrieval_score"
 	FeatRetrievalRank  = "retrieval_rank"
+	// FeatLexicalScore is the candidate's BM25F score for the query (0
+	// when no term matched); FeatLexicalRank its 0-based rank in the
+	// lexical list, or that list's depth when it is not in it.
+	FeatLexicalScore = "lexical_score"
+	FeatLexicalRank  = "lexical_rank"
+	// FeatDenseScore is the cosine of the query (or user) vector and the
+	// item's; FeatDenseRank its rank among the nearest neighbours, or the
+	// dense depth when it is not among them.
+	FeatDenseScore = "dense_score"
+	FeatDenseRank  = "dense_rank"
+	// FeatBothSources is 1 when both the lexical and the dense list hold
+	// the candidate.
+	FeatBothSources = "found_by_both"
+	// FeatTitleTermShare is the share of the query's words found in the
+	// candidate's title.
+	FeatTitleTermShare = "title_term_share"
+	// FeatLexicalScoreRatio is the candidate's lexical score over the best
+	// one among the request's candidates, and FeatDenseScoreGap the best
+	// dense score less the candidate's: the same evidence on a scale that
+	// does not move with the query, which raw BM25 scores do.
+	FeatLexicalScoreRatio = "lexical_score_ratio"
+	FeatDenseScoreGap     = "dense_score_gap"
+	// FeatQueryWords is the number of distinct words in the query (0 for
+	// recommendations): lets a tree weigh the sources by query length.
+	FeatQueryWords = "query_words"
 )
+
+// Retrieval is what retrieval knows of one candidate: the request
+// features Layout.Fill writes.
+type Retrieval struct {
+	Score      float32 // FeatRetrievalScore
+	Rank       int     // FeatRetrievalRank
+	LexScore   float32
+	LexRank    int
+	DenseScore float32
+	DenseRank  int
+	Both       bool
+	TitleShare float32
+	LexRatio   float32
+	DenseGap   float32
+	QueryWords int
+}
 
 // Real-time item features (source counter).
 const (
@@ -81,7 +127,8 @@ const HistoryDecay = 0.9
 
 var (
 	itemFeatureNames    = []string{FeatLogPopularity, FeatLogPrice, FeatAgeDays, FeatAgeRating, FeatAvailable, FeatCategoryID, FeatBrandID}
-	requestFeatureNames = []string{FeatRetrievalScore, FeatRetrievalRank}
+	requestFeatureNames = []string{FeatRetrievalScore, FeatRetrievalRank, FeatLexicalScore, FeatLexicalRank,
+		FeatDenseScore, FeatDenseRank, FeatBothSources, FeatTitleTermShare, FeatLexicalScoreRatio, FeatDenseScoreGap, FeatQueryWords}
 	counterFeatureNames = []string{FeatItemImpressions, FeatItemClicks, FeatItemCTR}
 	userFeatureNames    = []string{FeatUserCategoryAffinity, FeatUserBrandAffinity, FeatUserHistory}
 	sourceNames         = map[string][]string{SourceItem: itemFeatureNames, SourceRequest: requestFeatureNames,
@@ -111,7 +158,8 @@ const (
 )
 
 // featureTypes is the type of every built-in feature that is not numeric.
-var featureTypes = map[string]string{FeatCategoryID: TypeCategorical, FeatBrandID: TypeCategorical, FeatAvailable: TypeBinary}
+var featureTypes = map[string]string{FeatCategoryID: TypeCategorical, FeatBrandID: TypeCategorical, FeatAvailable: TypeBinary,
+	FeatBothSources: TypeBinary}
 
 // TypeOf is the value type of a built-in feature.
 func TypeOf(name string) string {
@@ -158,6 +206,15 @@ func DefaultConfig() Config {
 		Features: []FeatureSpec{
 			{Name: FeatRetrievalScore, Source: SourceRequest, Type: TypeNumeric},
 			{Name: FeatRetrievalRank, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatLexicalScore, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatLexicalRank, Source: SourceRequest, Type: TypeNumeric, Default: 200},
+			{Name: FeatDenseScore, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatDenseRank, Source: SourceRequest, Type: TypeNumeric, Default: 200},
+			{Name: FeatBothSources, Source: SourceRequest, Type: TypeBinary},
+			{Name: FeatTitleTermShare, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatLexicalScoreRatio, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatDenseScoreGap, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatQueryWords, Source: SourceRequest, Type: TypeNumeric},
 			{Name: FeatLogPopularity, Source: SourceItem, Type: TypeNumeric},
 			{Name: FeatLogPrice, Source: SourceItem, Type: TypeNumeric},
 			{Name: FeatAgeDays, Source: SourceItem, Type: TypeNumeric, Default: 365},
@@ -345,10 +402,11 @@ func itemFeature(f FeatureSpec, it *catalog.Item, d *Dict, now time.Time) float3
 // Layout maps the declared vector onto its sources, so the engine (and
 // the training job, replaying impressions) assemble vectors identically.
 type Layout struct {
-	n        int
-	itemPos  []int // vector position of each store-row column
-	scorePos int   // -1 when not declared
-	rankPos  int
+	n       int
+	itemPos []int // vector position of each store-row column
+	// Positions of the request features, -1 when not declared.
+	scorePos, rankPos, lexScorePos, lexRankPos, denseScorePos, denseRankPos, bothPos, titlePos int
+	lexRatioPos, denseGapPos, wordsPos                                                         int
 	// Positions of the counter and user features, -1 when not declared.
 	impPos, clkPos, ctrPos, catPos, brandPos, histPos int
 	defaults                                          []float32
@@ -356,8 +414,9 @@ type Layout struct {
 
 // NewLayout precomputes the positions of cfg's features.
 func NewLayout(cfg Config) Layout {
-	l := Layout{n: len(cfg.Features), scorePos: -1, rankPos: -1, impPos: -1, clkPos: -1, ctrPos: -1,
-		catPos: -1, brandPos: -1, histPos: -1, defaults: cfg.Defaults()}
+	l := Layout{n: len(cfg.Features), scorePos: -1, rankPos: -1, lexScorePos: -1, lexRankPos: -1,
+		denseScorePos: -1, denseRankPos: -1, bothPos: -1, titlePos: -1, lexRatioPos: -1, denseGapPos: -1, wordsPos: -1,
+		impPos: -1, clkPos: -1, ctrPos: -1, catPos: -1, brandPos: -1, histPos: -1, defaults: cfg.Defaults()}
 	for i, f := range cfg.Features {
 		if f.Source == SourceItem {
 			l.itemPos = append(l.itemPos, i)
@@ -368,6 +427,24 @@ func NewLayout(cfg Config) Layout {
 			l.scorePos = i
 		case FeatRetrievalRank:
 			l.rankPos = i
+		case FeatLexicalScore:
+			l.lexScorePos = i
+		case FeatLexicalRank:
+			l.lexRankPos = i
+		case FeatDenseScore:
+			l.denseScorePos = i
+		case FeatDenseRank:
+			l.denseRankPos = i
+		case FeatBothSources:
+			l.bothPos = i
+		case FeatTitleTermShare:
+			l.titlePos = i
+		case FeatLexicalScoreRatio:
+			l.lexRatioPos = i
+		case FeatDenseScoreGap:
+			l.denseGapPos = i
+		case FeatQueryWords:
+			l.wordsPos = i
 		case FeatItemImpressions:
 			l.impPos = i
 		case FeatItemClicks:
@@ -398,19 +475,28 @@ func (l Layout) NeedsCounters() bool { return l.impPos >= 0 || l.clkPos >= 0 || 
 func (l Layout) NeedsUser() bool { return l.catPos >= 0 || l.brandPos >= 0 || l.histPos >= 0 }
 
 // Fill writes one full vector into dst (len Len()) from a store row (len
-// ItemLen()) and the request features. rank is 0-based as retrieval returns
-// it. Positions no source fills keep their defaults.
-func (l Layout) Fill(dst, itemRow []float32, retrievalScore float32, retrievalRank int) {
+// ItemLen()) and the request features. Ranks are 0-based. Positions no
+// source fills keep their defaults.
+func (l Layout) Fill(dst, itemRow []float32, r Retrieval) {
 	copy(dst, l.defaults)
 	for j, pos := range l.itemPos {
 		dst[pos] = itemRow[j]
 	}
-	if l.scorePos >= 0 {
-		dst[l.scorePos] = retrievalScore
+	set(dst, l.scorePos, float64(r.Score))
+	set(dst, l.rankPos, float64(r.Rank))
+	set(dst, l.lexScorePos, float64(r.LexScore))
+	set(dst, l.lexRankPos, float64(r.LexRank))
+	set(dst, l.denseScorePos, float64(r.DenseScore))
+	set(dst, l.denseRankPos, float64(r.DenseRank))
+	if r.Both {
+		set(dst, l.bothPos, 1)
+	} else {
+		set(dst, l.bothPos, 0)
 	}
-	if l.rankPos >= 0 {
-		dst[l.rankPos] = float32(retrievalRank)
-	}
+	set(dst, l.titlePos, float64(r.TitleShare))
+	set(dst, l.lexRatioPos, float64(r.LexRatio))
+	set(dst, l.denseGapPos, float64(r.DenseGap))
+	set(dst, l.wordsPos, float64(r.QueryWords))
 }
 
 // FillCounters writes the counter features from an item's decayed counts.

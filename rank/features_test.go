@@ -30,8 +30,8 @@ func TestConfig_Validate(t *testing.T) {
 		},
 		{
 			name:    "type contradicts the feature",
-			mutate:  func(c *Config) { c.Features[7].Type = TypeNumeric },
-			wantErr: []string{`features[7].type: category_id is categorical, not numeric`},
+			mutate:  func(c *Config) { c.Features[16].Type = TypeNumeric },
+			wantErr: []string{`features[16].type: category_id is categorical, not numeric`},
 		},
 		{
 			name:    "linear weight on an id",
@@ -40,8 +40,8 @@ func TestConfig_Validate(t *testing.T) {
 		},
 		{
 			name:    "feature under the wrong source",
-			mutate:  func(c *Config) { c.Features[2].Source = SourceUser },
-			wantErr: []string{`features[2].name: unknown user feature "log_popularity" (known: user_category_affinity, user_brand_affinity, user_history)`},
+			mutate:  func(c *Config) { c.Features[11].Source = SourceUser },
+			wantErr: []string{`features[11].name: unknown user feature "log_popularity" (known: user_category_affinity, user_brand_affinity, user_history)`},
 		},
 		{
 			name:    "duplicate name",
@@ -51,7 +51,7 @@ func TestConfig_Validate(t *testing.T) {
 		{
 			name:    "unknown built-in item feature",
 			mutate:  func(c *Config) { c.Features = append(c.Features, FeatureSpec{Name: "colour", Source: SourceItem}) },
-			wantErr: []string{`features[15].name: unknown item feature "colour"`},
+			wantErr: []string{`features[24].name: unknown item feature "colour"`},
 		},
 		{
 			name:    "unknown request feature",
@@ -258,20 +258,30 @@ func TestLayout_Fill(t *testing.T) {
 		{Name: FeatRetrievalRank, Source: SourceRequest},
 		{Name: FeatAvailable, Source: SourceItem},
 		{Name: FeatRetrievalScore, Source: SourceRequest},
+		{Name: FeatLexicalScore, Source: SourceRequest},
+		{Name: FeatLexicalRank, Source: SourceRequest},
+		{Name: FeatDenseScore, Source: SourceRequest},
+		{Name: FeatDenseRank, Source: SourceRequest},
+		{Name: FeatBothSources, Source: SourceRequest},
+		{Name: FeatTitleTermShare, Source: SourceRequest},
+		{Name: FeatLexicalScoreRatio, Source: SourceRequest},
+		{Name: FeatDenseScoreGap, Source: SourceRequest},
+		{Name: FeatQueryWords, Source: SourceRequest},
 	}}
 	l := NewLayout(cfg)
-	if l.Len() != 4 || l.ItemLen() != 2 {
-		t.Fatalf("Len, ItemLen = %d, %d, want 4, 2", l.Len(), l.ItemLen())
+	if l.Len() != 13 || l.ItemLen() != 2 {
+		t.Fatalf("Len, ItemLen = %d, %d, want 13, 2", l.Len(), l.ItemLen())
 	}
-	dst := make([]float32, 4)
-	l.Fill(dst, []float32{3.5, 1}, 0.75, 7)
-	if want := []float32{3.5, 7, 1, 0.75}; !slices.Equal(dst, want) {
+	dst := make([]float32, 13)
+	l.Fill(dst, []float32{3.5, 1}, Retrieval{Score: 0.75, Rank: 7, LexScore: 12.5, LexRank: 3, DenseScore: 0.5,
+		DenseRank: 200, Both: true, TitleShare: 0.5, LexRatio: 0.25, DenseGap: 0.125, QueryWords: 4})
+	if want := []float32{3.5, 7, 1, 0.75, 12.5, 3, 0.5, 200, 1, 0.5, 0.25, 0.125, 4}; !slices.Equal(dst, want) {
 		t.Fatalf("Fill = %v, want %v", dst, want)
 	}
 	t.Run("undeclared request features keep defaults", func(t *testing.T) {
 		l := NewLayout(Config{Features: []FeatureSpec{{Name: FeatAvailable, Source: SourceItem, Default: 1}}})
 		dst := []float32{9}
-		l.Fill(dst, []float32{0}, 1, 1)
+		l.Fill(dst, []float32{0}, Retrieval{Score: 1, Rank: 1})
 		if dst[0] != 0 {
 			t.Fatalf("Fill = %v, want [0]", dst)
 		}

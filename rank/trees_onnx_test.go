@@ -270,7 +270,7 @@ func benchmarkRank200(b *testing.B, newClient clientFactory) {
 		f := layout.Len()
 		for i := range n {
 			row := x[i*f : (i+1)*f]
-			layout.Fill(row, itemRows[i*itemLen:(i+1)*itemLen], 1/float32(i+1), i)
+			layout.Fill(row, itemRows[i*itemLen:(i+1)*itemLen], Retrieval{Score: 1 / float32(i+1), Rank: i})
 			layout.FillCounters(row, rt.Items[i].Impressions, rt.Items[i].Clicks)
 			layout.FillUser(row, profile, category(ask[i]), brand(ask[i]))
 		}

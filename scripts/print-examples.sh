@@ -7,10 +7,10 @@ base=${2:-http://localhost:8080}
 ids=($(head -n 3 "$catalog" | grep -o '"id":"[^"]*"' | cut -d'"' -f4))
 cat <<MSG
 
-Once the server logs "serving", try (search: 10 ranked items; recommend: 10 items; feedback: 202):
+Once the server logs "serving", try (search: hybrid lexical + vector retrieval, 10 ranked items; add "explain": true for each hit's sources; recommend: 10 items; feedback: 202):
 
   curl -s $base/v1/search -H 'Content-Type: application/json' \\
-    -d '{"query": "wireless noise cancelling headphones", "k": 10, "user": {"id": "u1", "age": 30}}'
+    -d '{"query": "wireless headphones", "k": 10, "user": {"id": "u1", "age": 30}}'
 
   curl -s $base/v1/recommend -H 'Content-Type: application/json' \\
     -d '{"user": {"id": "u1"}, "recent_items": ["${ids[0]}", "${ids[1]}"], "k": 10}'

@@ -25,6 +25,7 @@ const benchSynopsis = "bench index [--n 100000] [--dim 384] [--backends hnsw,cod
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runTarget(ctx, "bench", benchSynopsis, []target{
 		{"index", "recall, QPS, build and load time, memory of the index backends", runBenchIndex},
+		{"lexical", "build time, size, query latency, memory and BEIR quality of a lexical engine (own or bleve)", runBenchLexical},
 	}, args, stdout, stderr)
 }
 

@@ -50,7 +50,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func buildOptions(cfg *config.Config) offline.BuildOptions {
 	return offline.BuildOptions{
 		Catalog: cfg.Build.Catalog, BundlesDir: cfg.Bundles.Dir, Keep: cfg.Bundles.Keep,
-		Model: cfg.Embed.Model, ModelFile: cfg.Embed.ModelFile, Encoder: cfg.Embed.Runtime, Index: cfg.Index, Rank: cfg.Rank.Config,
+		Model: cfg.Embed.Model, ModelFile: cfg.Embed.ModelFile, Encoder: cfg.Embed.Runtime, Index: cfg.Index.Config, Lexical: cfg.Index.Lexical, Rank: cfg.Rank.Config,
 		Ranker: cfg.Build.Ranker,
 	}
 }

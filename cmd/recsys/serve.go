@@ -145,8 +145,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 
 	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
 		Features: store, Realtime: store, Seeder: store, Impressions: s.sink, Rules: set,
-		Load: engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime,
-			Search: &engine.SearchOptions{EfSearch: cfg.Index.EfSearch, ExactBelow: cfg.Index.ExactBelow}},
+		Load:   loadOptions(cfg),
 		Logger: log, Registerer: s.Registry,
 	})
 	if err != nil {
@@ -316,4 +315,14 @@ func (s *Server) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// loadOptions are the serving knobs every engine of this binary (serve,
+// eval search, train rank --judgments) applies to a bundle at load, so an
+// offline figure describes what serve would answer.
+func loadOptions(cfg *config.Config) engine.LoadOptions {
+	lex := cfg.Index.Lexical.Params()
+	return engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime,
+		Search:  &engine.SearchOptions{EfSearch: cfg.Index.EfSearch, ExactBelow: cfg.Index.ExactBelow},
+		Lexical: &lex}
 }

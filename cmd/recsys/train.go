@@ -19,7 +19,8 @@ import (
 )
 
 const trainSynopsis = "train embed [--config FILE] (--catalog FILE --out FILE [--pairs LIST] [--events FILE] [--events-topic] " +
-	"| --beir DIR [--qrels FILE] [--folds K]) [--epochs N] [--batch N] [--lr F] [--temperature F] [--seed S]"
+	"| --beir DIR [--qrels FILE] --out FILE [--fold I --folds K] | --beir DIR [--qrels FILE] [--folds K]) " +
+	"[--epochs N] [--batch N] [--lr F] [--temperature F] [--seed S]"
 
 // runTrain dispatches to one training target; each target owns its flags.
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,10 +34,13 @@ func runTrainEmbed(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlags("train embed", trainSynopsis, stdout)
 	path := configFlag(fs)
 	catalogPath := fs.String("catalog", "", "catalog to take title/description pairs from (default: build.catalog)")
-	out := fs.String("out", "", "where to write the trained ONNX model (catalog mode)")
-	dir := fs.String("beir", "", "BEIR folder: cross-validate on its judged queries instead of writing a model")
+	out := fs.String("out", "", "where to write the trained ONNX model")
+	dir := fs.String("beir", "", "BEIR folder: train on its corpus pairs and judged queries (with --out), or cross-validate on them (without)")
 	qrels := fs.String("qrels", "", "qrels file for --beir (default as in eval search)")
-	folds := fs.Int("folds", 5, "cross-validation folds for --beir")
+	folds := fs.Int("folds", 5, "folds of the judged queries, for cross-validation or --fold")
+	fold := fs.Int("fold", 0, "with --beir and --out: leave this fold (1..folds) of the judged queries out of training, for evaluating on it")
+	foldSeed := fs.Uint64("fold-seed", 1, "seed of the fold split (eval search and train rank take the same flag)")
+	judgedPairs := fs.Bool("judged-pairs", true, "with --beir and --out: train on the judged queries' pairs as well as the corpus title/text pairs")
 	var src pairSources
 	fs.StringVar(&src.pairs, "pairs", pairCatalog, "training pair sources, comma-separated: "+
 		pairCatalog+" (title vs description and tags), "+pairSearch+" (query vs engaged item), "+
@@ -74,6 +78,12 @@ func runTrainEmbed(ctx context.Context, args []string, stdout, stderr io.Writer)
 		ds, err := beir.Load(ctx, *dir, *qrels)
 		if err != nil {
 			return err
+		}
+		if *out != "" {
+			return trainEmbedBEIR(ctx, cfg, ds, foldSpec{*fold, *folds, *foldSeed}, *judgedPairs, tc, *out, stdout, report(""))
+		}
+		if *fold != 0 {
+			return errors.New("train embed: --fold needs --out (without it, --beir cross-validates over every fold)")
 		}
 		fmt.Fprintf(stdout, "cross-validation: %d folds over the %d judged queries of %s (seeded shuffle, seed %d); "+
 			"each fold trains from the untrained model on %s + the other folds' query pairs\n",
@@ -284,4 +294,70 @@ func itemTexts(items []catalog.Item) embedtrain.ItemText {
 		}
 		return items[i].Text(), true
 	}
+}
+
+// trainEmbedBEIR trains a model on a BEIR folder's title/text pairs and the
+// pairs of its judged queries (all of them, or those outside one fold) and
+// writes it to out, ready for build (embed.model_file) or eval --model.
+func trainEmbedBEIR(ctx context.Context, cfg *config.Config, ds *beir.Dataset, fs foldSpec, judgedPairs bool, tc embedtrain.Config,
+	out string, stdout io.Writer, report func(embedtrain.Epoch)) error {
+	queries, _, err := fs.split(ds)
+	if err != nil {
+		return fmt.Errorf("train embed: %w", err)
+	}
+	if !judgedPairs {
+		queries = nil
+	}
+	fmt.Fprintf(stdout, "training on the corpus title/text pairs and the pairs of %d judged queries of %s (%s)\n",
+		len(queries), ds.QrelsPath, fs)
+	if err := trainEmbedOn(ctx, cfg, ds, queries, tc, out, report); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", out)
+	return nil
+}
+
+// trainEmbedOn trains a model of embed.model on ds's corpus pairs and the
+// judged pairs of queries and writes it to out.
+func trainEmbedOn(ctx context.Context, cfg *config.Config, ds *beir.Dataset, queries []beir.Query, tc embedtrain.Config,
+	out string, report func(embedtrain.Epoch)) error {
+	pairs := append(embedtrain.CorpusPairs(ds.Corpus), embedtrain.QueryPairs(ds, queries)...)
+	m, err := embedtrain.NewModel(cfg.Embed.Model)
+	if err != nil {
+		return err
+	}
+	if err := embedtrain.Train(ctx, m, pairs, tc, report); err != nil {
+		return err
+	}
+	data, err := m.Export()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(out, data); err != nil {
+		return fmt.Errorf("train embed: %w", err)
+	}
+	return nil
+}
+
+// foldSpec is the --fold, --folds and --fold-seed flags: fold 0 means
+// every judged query.
+type foldSpec struct {
+	fold, folds int
+	seed        uint64
+}
+
+// split returns the queries to train on and those to test on: all and
+// all without a fold, the other folds and the fold with one.
+func (f foldSpec) split(ds *beir.Dataset) (train, test []beir.Query, err error) {
+	if f.fold == 0 {
+		return ds.Queries, ds.Queries, nil
+	}
+	return ds.Fold(f.fold, f.folds, f.seed)
+}
+
+func (f foldSpec) String() string {
+	if f.fold == 0 {
+		return "every judged query"
+	}
+	return fmt.Sprintf("fold %d of %d held out, split seed %d", f.fold, f.folds, f.seed)
 }

@@ -71,6 +71,44 @@ func TestTrainEmbed(t *testing.T) {
 	})
 }
 
+// TestTrainEmbed_BEIR writes a model from a BEIR folder's corpus pairs
+// and the judged queries outside one fold, and the model serves in a
+// bundle through eval search.
+func TestTrainEmbed_BEIR(t *testing.T) {
+	lib, err := ort.FindLibrary()
+	if err != nil {
+		t.Skipf("onnx runtime not available (run make setup): %v", err)
+	}
+	t.Setenv("RECSYS_ONNXRUNTIME_LIBRARY", lib)
+	beirDir := writeTitleBEIR(t, 20)
+	qrels := filepath.Join(beirDir, "qrels", "train.tsv")
+	out := filepath.Join(t.TempDir(), "beir.onnx")
+	var stdout bytes.Buffer
+	err = dispatch(context.Background(), []string{"train", "embed", "--config", "../../config.yaml", "--beir", beirDir,
+		"--qrels", qrels, "--fold", "1", "--folds", "4", "--out", out, "--epochs", "1", "--batch", "8"}, &stdout, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pairs of 15 judged queries", "fold 1 of 4 held out", "epoch 1: loss", "wrote " + out} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	err = dispatch(context.Background(), []string{"eval", "search", "--config", "../../config.yaml", "--beir", beirDir,
+		"--qrels", qrels, "--fold", "1", "--folds", "4", "--retrieval", "dense", "--model", out}, &stdout, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "embedding hashed-ngram-bag-trained") || !strings.Contains(stdout.String(), "queries     5\n") {
+		t.Errorf("eval with the trained model:\n%s", stdout.String())
+	}
+	if err := dispatch(context.Background(), []string{"train", "embed", "--config", "../../config.yaml", "--beir", beirDir,
+		"--fold", "1"}, io.Discard, io.Discard); err == nil {
+		t.Error("--fold without --out accepted")
+	}
+}
+
 // feedbackEvents makes a small log over the first items of a catalog: user
 // u<i> searches, clicks item i from the results and, a minute later,
 // item i+1 (a co-engagement); every fourth user also clicks a

@@ -12,16 +12,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/internal/ort"
+	"github.com/recsys-dev/recsys/offline/beir"
+	"github.com/recsys-dev/recsys/offline/embedtrain"
+	"github.com/recsys-dev/recsys/offline/judged"
 	"github.com/recsys-dev/recsys/offline/ranktrain"
 	"github.com/recsys-dev/recsys/rank"
 )
 
 const trainRankSynopsis = "train rank [--config FILE] [--from TIME | --from-offsets P:O,...] [--until TIME] [--window D] " +
 	"[--test-fraction F] [--propensity-estimate=false] [--min-explore-clicks N] [--propensity-power P] [--trees N] [--lr F] [--leaves N] [--depth N] [--seed S] [--rows FILE] [--out FILE] " +
-	"[--promote-to FILE | --no-promote] [--runs DIR]"
+	"[--promote-to FILE | --no-promote] [--runs DIR] " +
+	"[--judgments FILE [--beir DIR [--model FILE] [--ranker FILE] [--fold I --folds K] [--cross-fit N]] [--retrieval MODE]]"
 
 // runTrainRank is `recsys train rank`: replay the events topic, train the
 // tree ranker, gate it against the current ranker and promote it into
@@ -54,9 +59,21 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	promoteTo := fs.String("promote-to", "", "where a model that passes the gate goes (default build.ranker)")
 	noPromote := fs.Bool("no-promote", false, "evaluate and record, but never promote")
 	runsDir := fs.String("runs", "", "run history directory (default <var>/runs, next to bundles.dir)")
+	judgments := fs.String("judgments", "", "train on graded judgments instead of the topic: BEIR qrels with --beir, "+
+		"else a TSV of query, item id, grade answered by the current bundle")
+	var ef evalFlags
+	ef.register(fs, "with --judgments and --beir: train on the judged queries outside this fold (1..folds)")
+	crossFit := fs.Int("cross-fit", 0, "with --judgments and --beir: answer the training queries in this many parts, each with an "+
+		"embedding model trained (as train embed --beir does) without that part's queries, so dense scores look as they will on new queries")
 	cfg, err := parseWithConfig(fs, path, args)
 	if err != nil {
 		return err
+	}
+	if *judgments == "" && (ef.dir != "" || ef.model != "" || ef.ranker != "" || ef.folds.fold != 0 || ef.retrieval != "" || ef.keep != "") {
+		return errors.New("train rank: --beir, --model, --ranker, --keep, --retrieval and --fold go with --judgments")
+	}
+	if ef.qrels != "" {
+		return errors.New("train rank: the judgments file is the qrels: use --judgments, not --qrels")
 	}
 	r, err := parseRange(*from, *fromOffsets, *until)
 	if err != nil {
@@ -83,6 +100,17 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
 		return err
+	}
+	if *judgments != "" {
+		// Judgments are graded by people, not clicked at a position: no
+		// position bias to correct.
+		rc.PropensityPower, rc.PropensityEstimate = 0, false
+		o := ranktrain.Options{Config: rc, ModelPath: *out, PromotePath: *promoteTo, RunsDir: *runsDir,
+			RowsPath: *rows, Logger: cfg.Log.Logger(stderr), Progress: stdout}
+		if *crossFit == 1 || *crossFit < 0 {
+			return errors.New("train rank: --cross-fit: want 0 (off) or at least 2 parts")
+		}
+		return trainRankJudgments(ctx, cfg, *judgments, ef, *crossFit, o, stdout, stderr)
 	}
 	current, currentName, err := currentRanker(cfg)
 	if err != nil {
@@ -128,6 +156,11 @@ func currentRanker(cfg *config.Config) ([]byte, string, error) {
 			return nil, "", fmt.Errorf("build.ranker: %w", err)
 		}
 	}
+	return linearRanker(cfg)
+}
+
+// linearRanker is the linear model of rank.weights as ONNX.
+func linearRanker(cfg *config.Config) ([]byte, string, error) {
 	names := cfg.Rank.Names()
 	w := make([]float32, len(names))
 	for i, n := range names {
@@ -167,4 +200,152 @@ func parseRange(from, offsets, until string) (feedback.Range, error) {
 		}
 	}
 	return r, nil
+}
+
+// trainRankJudgments answers every judged query through the engine serve
+// runs (a bundle built from a BEIR corpus, or the current bundle for a
+// TSV of catalog judgments), labels the candidates with their grades and
+// trains, gates and records a ranker exactly as from impressions.
+func trainRankJudgments(ctx context.Context, cfg *config.Config, path string, ef evalFlags, crossFit int,
+	o ranktrain.Options, stdout, stderr io.Writer) error {
+	var (
+		qs      []*ranktrain.Query
+		st      judged.Stats
+		current []byte
+		name    string
+		err     error
+		bundleV string
+	)
+	depth := cfg.Engine.Candidates
+	if ef.dir != "" {
+		ds, err := beir.Load(ctx, ef.dir, path)
+		if err != nil {
+			return err
+		}
+		train, _, err := ef.folds.split(ds)
+		if err != nil {
+			return fmt.Errorf("train rank: %w", err)
+		}
+		if ef.ranker != "" {
+			if current, err = os.ReadFile(ef.ranker); err != nil {
+				return fmt.Errorf("train rank: --ranker: %w", err)
+			}
+			name = "the ranker " + ef.ranker
+		} else if current, name, err = linearRanker(cfg); err != nil {
+			return err
+		}
+		if crossFit > 0 {
+			qs, bundleV, err = crossFitQueries(ctx, cfg, ds.Only(train), ef, crossFit, depth, &st, stdout, stderr)
+		} else {
+			qs, bundleV, err = corpusQueries(ctx, cfg, ds, train, ef, depth, &st, stdout, stderr)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		if ef.model != "" || ef.ranker != "" || ef.folds.fold != 0 || ef.keep != "" || crossFit > 0 {
+			return errors.New("train rank: --model, --ranker, --keep, --fold and --cross-fit need --beir (catalog judgments use the current bundle)")
+		}
+		js, err := judged.ReadTSVFile(path)
+		if err != nil {
+			return err
+		}
+		version, err := bundle.Current(cfg.Bundles.Dir)
+		if err != nil {
+			return fmt.Errorf("train rank: the judgments are answered by the current bundle: %w", err)
+		}
+		e, err := judged.OpenEngine(ctx, cfg.Engine, loadOptions(cfg), filepath.Join(cfg.Bundles.Dir, version))
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		if current, name, err = currentRanker(cfg); err != nil {
+			return fmt.Errorf("train rank: %w", err)
+		}
+		fmt.Fprintf(stdout, "judgments %s: %d queries, answered by bundle %s (counter and user features at their defaults)\n",
+			path, len(js), version)
+		if qs, err = judged.Queries(ctx, e, js, depth, ef.retrieval, &st); err != nil {
+			return fmt.Errorf("train rank: %w", err)
+		}
+		bundleV = version
+	}
+	judged.Shuffle(qs, o.Config.Model.Seed)
+	fmt.Fprintf(stdout, "candidates hold %d of %d relevant judgments; %d of %d queries have one (%d judgments name unknown items)\n",
+		st.Retrieved, st.Relevant, st.Informative, st.Queries, st.Unknown)
+	o.Features = st.Features
+	o.Current, o.CurrentName = current, name
+	o.Judgments = &ranktrain.Judgments{File: path, Bundle: bundleV, Queries: st.Queries, Informative: st.Informative,
+		Relevant: st.Relevant, Retrieved: st.Retrieved, Unknown: st.Unknown, CrossFit: crossFit}
+	fmt.Fprintf(stdout, "gate: the new model must not be worse than %s on a random %.0f%% of the queries\n", name, 100*o.Config.TestFraction)
+	rec, err := ranktrain.Train(ctx, o, nil, qs, ranktrain.JoinStats{})
+	if rec != nil {
+		fmt.Fprintf(stdout, "run %s recorded in %s: %s\n", rec.ID, o.RunsDir, rec.Decision)
+		if rec.PromotedTo != "" {
+			fmt.Fprintf(stdout, "promoted to %s\n", rec.PromotedTo)
+		}
+	}
+	return err
+}
+
+// corpusQueries answers the training queries with one corpus bundle built
+// with --model.
+func corpusQueries(ctx context.Context, cfg *config.Config, ds *beir.Dataset, train []beir.Query, ef evalFlags, depth int,
+	st *judged.Stats, stdout, stderr io.Writer) ([]*ranktrain.Query, string, error) {
+	e, desc, cleanup, err := corpusEngine(ctx, cfg, ef, ds, stderr)
+	if err != nil {
+		return nil, "", err
+	}
+	defer cleanup()
+	js := judged.FromQrels(train, ds.Qrels)
+	fmt.Fprintf(stdout, "judgments %s (%s): %d queries, answered by the corpus bundle %s\n", ds.QrelsPath, ef.folds, len(js), desc)
+	qs, err := judged.Queries(ctx, e, js, depth, ef.retrieval, st)
+	if err != nil {
+		return nil, "", fmt.Errorf("train rank: %w", err)
+	}
+	return qs, e.Current(), nil
+}
+
+// crossFitQueries answers the training queries in k parts, each with a
+// corpus bundle whose embedding model train embed's trainer fitted on the
+// corpus pairs and the other parts' judged queries only. An embedding
+// model scores the queries it trained on far better than new ones; a
+// ranker shown those scores learns to trust them more than it should at
+// serving, where every query is new. Cross-fitting shows it scores like
+// serving's.
+func crossFitQueries(ctx context.Context, cfg *config.Config, ds *beir.Dataset, ef evalFlags, k, depth int,
+	st *judged.Stats, stdout, stderr io.Writer) ([]*ranktrain.Query, string, error) {
+	tmp, err := os.MkdirTemp("", "recsys-crossfit-")
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(tmp)
+	var all []*ranktrain.Query
+	var versions []string
+	for part := 1; part <= k; part++ {
+		fit, answer, err := ds.Fold(part, k, ef.folds.seed)
+		if err != nil {
+			return nil, "", fmt.Errorf("train rank: --cross-fit: %w", err)
+		}
+		model := filepath.Join(tmp, fmt.Sprintf("embed-%d.onnx", part))
+		fmt.Fprintf(stdout, "cross-fit part %d of %d: embedding model on the corpus pairs and %d judged queries, answering %d\n",
+			part, k, len(fit), len(answer))
+		if err := trainEmbedOn(ctx, cfg, ds, fit, embedtrain.Config{Seed: 1}, model, nil); err != nil {
+			return nil, "", err
+		}
+		pf := ef
+		pf.model, pf.keep = model, ""
+		e, desc, cleanup, err := corpusEngine(ctx, cfg, pf, ds, stderr)
+		if err != nil {
+			return nil, "", err
+		}
+		qs, err := judged.Queries(ctx, e, judged.FromQrels(answer, ds.Qrels), depth, ef.retrieval, st)
+		versions = append(versions, e.Current())
+		cleanup()
+		if err != nil {
+			return nil, "", fmt.Errorf("train rank: %w", err)
+		}
+		fmt.Fprintf(stdout, "  answered by %s\n", desc)
+		all = append(all, qs...)
+	}
+	return all, strings.Join(versions, ","), nil
 }

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/internal/ort"
+	"github.com/recsys-dev/recsys/world"
 )
 
 // publishRankEvents logs served pages whose clicks follow log_popularity,
@@ -195,5 +197,154 @@ func TestTrainRank_ReplayFrom(t *testing.T) {
 	}
 	if out := run(t1, filepath.Join(dir, "c.csv")); !strings.Contains(out, "joined 200 impressions") {
 		t.Fatalf("replay from between the batches:\n%s", out)
+	}
+}
+
+// writeTitleBEIR writes a BEIR folder where lexical scoring alone is wrong
+// in a way a ranker can learn: each query's relevant document has the
+// query word once, in its title; two distractors repeat it in their text,
+// which BM25 scores higher. title_term_share tells them apart.
+func writeTitleBEIR(t *testing.T, queries int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "qrels"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var corpus, qs, qrels strings.Builder
+	qrels.WriteString("query-id\tcorpus-id\tscore\n")
+	for i := range queries {
+		w := fmt.Sprintf("zq%dx", i)
+		fmt.Fprintf(&corpus, `{"_id": "r%d", "title": "%s study", "text": "a report on outcomes in adults"}`+"\n", i, w)
+		for j := range 2 {
+			fmt.Fprintf(&corpus, `{"_id": "d%d-%d", "title": "review %d", "text": "%s %s %s outcomes"}`+"\n", i, j, j, w, w, w)
+		}
+		fmt.Fprintf(&qs, `{"_id": "q%d", "text": "%s outcomes"}`+"\n", i, w)
+		fmt.Fprintf(&qrels, "q%d\tr%d\t1\n", i, i)
+	}
+	for name, body := range map[string]string{"corpus.jsonl": corpus.String(), "queries.jsonl": qs.String(), "qrels/train.tsv": qrels.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func ndcgOf(t *testing.T, out string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "nDCG@10     "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no nDCG@10 in:\n%s", out)
+	return 0
+}
+
+// TestTrainRank_JudgmentsBEIR trains LambdaMART on judged queries answered
+// by a corpus bundle and checks the model, the run record and that eval
+// search with it beats the linear ranker on the queries it learned from.
+func TestTrainRank_JudgmentsBEIR(t *testing.T) {
+	dir := t.TempDir()
+	rankEnv(t, dir)
+	beirDir := writeTitleBEIR(t, 120)
+	qrels := filepath.Join(beirDir, "qrels", "train.tsv")
+	model, runs := filepath.Join(dir, "judged.onnx"), filepath.Join(dir, "runs")
+	var stdout bytes.Buffer
+	err := dispatch(context.Background(), []string{"train", "rank", "--config", "../../config.yaml", "--judgments", qrels,
+		"--beir", beirDir, "--retrieval", "lexical", "--out", model, "--no-promote", "--runs", runs, "--min-test-queries", "5"},
+		&stdout, io.Discard)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	for _, want := range []string{"120 queries, answered by the corpus bundle", "candidates hold 120 of 120 relevant judgments",
+		"position bias: estimation off", "decision: promoted"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	entries, err := os.ReadDir(runs)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("run history: %v, %v", entries, err)
+	}
+	rec, err := os.ReadFile(filepath.Join(runs, entries[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"kind": "train-rank-judgments"`, `"file": "` + qrels + `"`, `"retrieved": 120`} {
+		if !strings.Contains(string(rec), want) {
+			t.Errorf("record lacks %s:\n%s", want, rec)
+		}
+	}
+
+	eval := func(extra ...string) float64 {
+		var out bytes.Buffer
+		args := append([]string{"eval", "search", "--config", "../../config.yaml", "--beir", beirDir, "--qrels", qrels,
+			"--retrieval", "lexical"}, extra...)
+		if err := dispatch(context.Background(), args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return ndcgOf(t, out.String())
+	}
+	linear, learned := eval(), eval("--ranker", model)
+	t.Logf("nDCG@10 lexical with the linear ranker %.4f, with the judged ranker %.4f", linear, learned)
+	if learned <= linear+0.1 {
+		t.Errorf("nDCG@10 with the judged ranker %.4f, linear %.4f: the ranker should learn the title signal", learned, linear)
+	}
+
+	t.Run("bad flags", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--beir", beirDir},                   // without --judgments
+			{"--judgments", qrels, "--fold", "1"}, // --fold needs --beir
+			{"--judgments", qrels, "--beir", beirDir, "--cross-fit", "1"},
+			{"--judgments", qrels, "--beir", beirDir, "--qrels", qrels},
+		} {
+			args = append([]string{"train", "rank", "--config", "../../config.yaml", "--no-promote", "--runs", runs}, args...)
+			if err := dispatch(context.Background(), args, io.Discard, io.Discard); err == nil {
+				t.Errorf("%v: accepted", args)
+			}
+		}
+	})
+}
+
+// TestTrainRank_JudgmentsTSV trains on hand-written catalog judgments,
+// answered by the current bundle.
+func TestTrainRank_JudgmentsTSV(t *testing.T) {
+	dir := t.TempDir()
+	rankEnv(t, dir)
+	catalogPath := filepath.Join(dir, "world", "catalog.jsonl")
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := dispatch(context.Background(), []string{"build", "--config", "../../config.yaml", "--catalog", catalogPath}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	items, err := catalog.ReadFile(catalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tsv strings.Builder
+	tsv.WriteString("query\titem\tgrade\n")
+	for i := range 60 {
+		it := items[i]
+		fmt.Fprintf(&tsv, "%s\t%s\t2\n", strings.ToLower(it.Title), it.ID)
+	}
+	path := filepath.Join(dir, "judgments.tsv")
+	if err := os.WriteFile(path, []byte(tsv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	err = dispatch(context.Background(), []string{"train", "rank", "--config", "../../config.yaml", "--judgments", path,
+		"--no-promote", "--runs", filepath.Join(dir, "runs"), "--min-test-queries", "1"}, &stdout, io.Discard)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	for _, want := range []string{"60 queries, answered by bundle v", "decision: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -279,4 +280,38 @@ func (q Qrels) QueryIDs() []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Fold splits the judged queries into k folds as every cross-validation
+// here does (sorted by id, shuffled with seed, query i in fold i mod k) and
+// returns fold i (1-based) as test and the other folds as train. Every
+// command that takes --fold uses this split, so a model trained on the
+// other folds never saw a test query.
+func (ds *Dataset) Fold(i, k int, seed uint64) (train, test []Query, err error) {
+	if k < 2 || k > len(ds.Queries) {
+		return nil, nil, fmt.Errorf("folds: must be in 2..%d (the judged queries), got %d", len(ds.Queries), k)
+	}
+	if i < 1 || i > k {
+		return nil, nil, fmt.Errorf("fold: must be in 1..%d, got %d", k, i)
+	}
+	queries := slices.Clone(ds.Queries)
+	slices.SortFunc(queries, func(a, b Query) int { return strings.Compare(a.ID, b.ID) })
+	rand.New(rand.NewPCG(seed, 0x5eed)).Shuffle(len(queries), func(a, b int) { queries[a], queries[b] = queries[b], queries[a] })
+	for n, q := range queries {
+		if n%k == i-1 {
+			test = append(test, q)
+		} else {
+			train = append(train, q)
+		}
+	}
+	return train, test, nil
+}
+
+// Only returns a copy of ds restricted to queries (and their judgements).
+func (ds *Dataset) Only(queries []Query) *Dataset {
+	out := &Dataset{Corpus: ds.Corpus, Queries: queries, Qrels: Qrels{}, QrelsPath: ds.QrelsPath}
+	for _, q := range queries {
+		out.Qrels[q.ID] = ds.Qrels[q.ID]
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -100,11 +99,6 @@ func CrossValidate(ctx context.Context, ds *beir.Dataset, model embed.ModelConfi
 	if cfg.Folds < 2 || cfg.Folds > len(ds.Queries) {
 		return nil, fmt.Errorf("cross-validate: folds: must be in 2..%d (the judged queries)", len(ds.Queries))
 	}
-	queries := slices.Clone(ds.Queries)
-	slices.SortFunc(queries, func(a, b beir.Query) int { return strings.Compare(a.ID, b.ID) })
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	rng.Shuffle(len(queries), func(i, j int) { queries[i], queries[j] = queries[j], queries[i] })
-
 	base, err := NewModel(model)
 	if err != nil {
 		return nil, fmt.Errorf("cross-validate: %w", err)
@@ -124,13 +118,9 @@ func CrossValidate(ctx context.Context, ds *beir.Dataset, model embed.ModelConfi
 
 	var results []FoldResult
 	for fold := 0; fold < cfg.Folds; fold++ {
-		var train, test []beir.Query
-		for i, q := range queries {
-			if i%cfg.Folds == fold {
-				test = append(test, q)
-			} else {
-				train = append(train, q)
-			}
+		train, test, err := ds.Fold(fold+1, cfg.Folds, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("cross-validate: %w", err)
 		}
 		pairs := append(slices.Clone(corpus), QueryPairs(ds, train)...)
 		m, err := NewModel(model)

@@ -37,6 +37,24 @@ type Record struct {
 	// PromotedTo is the file the model was copied to (build.ranker), set
 	// only when the run promoted it.
 	PromotedTo string `json:"promoted_to,omitempty"`
+	// Judgments describes the graded judgments a run trained on instead
+	// of logged impressions (train rank --judgments).
+	Judgments *Judgments `json:"judgments,omitempty"`
+}
+
+// Judgments is where a judgment-trained run's labels came from and how
+// many of the relevant items retrieval put among the candidates.
+type Judgments struct {
+	File        string `json:"file"`
+	Bundle      string `json:"bundle"`
+	Queries     int    `json:"queries"`
+	Informative int    `json:"informative_queries"`
+	Relevant    int    `json:"relevant"`
+	Retrieved   int    `json:"retrieved"`
+	Unknown     int    `json:"unknown_items"`
+	// CrossFit is the number of parts the queries were answered in, each
+	// by an embedding model that did not train on it (0: one bundle).
+	CrossFit int `json:"cross_fit,omitempty"`
 }
 
 // DataRange is the part of the topic a run read and what was in it.
@@ -83,16 +101,25 @@ type Metrics struct {
 	CurrentTestNDCG float64 `json:"current_test_ndcg"`
 }
 
-// KindRank marks ranker training runs in the history.
-const KindRank = "train-rank"
+// Kinds of runs in the history: a ranker trained on logged impressions,
+// or on graded judgments.
+const (
+	KindRank          = "train-rank"
+	KindRankJudgments = "train-rank-judgments"
+)
 
 func newRecord(o Options) *Record {
 	now := o.Now().UTC()
+	kind := KindRank
+	if o.Judgments != nil {
+		kind = KindRankJudgments
+	}
 	return &Record{
-		ID:      now.Format("20060102T150405.000000000Z") + "-rank",
-		Kind:    KindRank,
-		Started: now,
-		Data:    DataRange{From: o.Range.From, FromOffsets: o.Range.FromOffsets, Until: o.Range.Until},
+		ID:        now.Format("20060102T150405.000000000Z") + "-rank",
+		Kind:      kind,
+		Judgments: o.Judgments,
+		Started:   now,
+		Data:      DataRange{From: o.Range.From, FromOffsets: o.Range.FromOffsets, Until: o.Range.Until},
 		Params: Params{Window: o.Config.Window.String(), TestFraction: o.Config.TestFraction,
 			Features: o.Features, Current: o.CurrentName, Model: o.Config.Model},
 	}

@@ -109,9 +109,12 @@ type Options struct {
 	ModelPath   string
 	PromotePath string
 	RunsDir     string // run history; every run adds a record
-	Logger      *slog.Logger
-	Progress    io.Writer
-	Now         func() time.Time
+	// Judgments, when set, says the queries given to Train are judged
+	// queries rather than joined impressions; it goes into the record.
+	Judgments *Judgments
+	Logger    *slog.Logger
+	Progress  io.Writer
+	Now       func() time.Time
 }
 
 // Run replays the events, joins and labels them, trains a tree ranker on
