@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/recsys-dev/recsys/engine"
 )
 
 // Config holds the HTTP server settings. Start from DefaultConfig: Validate
@@ -73,8 +75,8 @@ func (c Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		bad("request_timeout", "must be > 0")
 	}
-	if c.MaxK <= 0 {
-		bad("max_k", "must be > 0")
+	if c.MaxK <= 0 || c.MaxK > engine.MaxK {
+		bad("max_k", "must be in 1..%d (the engine's limit)", engine.MaxK)
 	}
 	if c.DefaultK <= 0 {
 		bad("default_k", "must be > 0")

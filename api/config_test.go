@@ -23,7 +23,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"both on port 0", func(c *Config) { c.Addr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0" }, nil},
 		{"zero body limit", func(c *Config) { c.BodyLimitBytes = 0 }, []string{"body_limit_bytes: must be > 0"}},
 		{"zero request timeout", func(c *Config) { c.RequestTimeout = 0 }, []string{"request_timeout: must be > 0"}},
-		{"zero max k", func(c *Config) { c.MaxK = 0 }, []string{"max_k: must be > 0"}},
+		{"zero max k", func(c *Config) { c.MaxK = 0 }, []string{"max_k: must be in 1..1000"}},
 		{"default k above max", func(c *Config) { c.MaxK, c.DefaultK = 5, 10 }, []string{"default_k: must be <= max_k (5)"}},
 		{"negative default k", func(c *Config) { c.DefaultK = -1 }, []string{"default_k: must be > 0"}},
 		{"zero read timeout", func(c *Config) { c.ReadTimeout = 0 }, []string{"read_timeout: must be > 0"}},
@@ -66,7 +66,7 @@ func TestServer_New(t *testing.T) {
 		want string
 	}{
 		{"minimal deps", nil, Deps{Engine: eng, Feedback: pub}, ""},
-		{"bad config", func(c *Config) { c.MaxK = 0 }, Deps{Engine: eng, Feedback: pub}, "max_k: must be > 0"},
+		{"bad config", func(c *Config) { c.MaxK = 0 }, Deps{Engine: eng, Feedback: pub}, "max_k: must be in 1..1000"},
 		{"no engine", nil, Deps{Feedback: pub}, "deps.Engine is required"},
 		{"no publisher", nil, Deps{Engine: eng}, "deps.Feedback is required"},
 		{"check without fn", nil, Deps{Engine: eng, Feedback: pub, Checks: []Check{{Name: "redis"}}}, "deps.Checks[0]"},

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/strictjson"
 )
 
@@ -22,14 +23,14 @@ const MaxBatchEvents = 1000
 const routeFeedbackBatch = "/v1/feedback/batch"
 
 // BatchPublisher makes a batch of events durable together, sending the
-// invalid ones to the dead-letter topic; *feedback.Sink satisfies it. A
+// invalid ones to the dead-letter topic; *eventlog.Sink satisfies it. A
 // Publisher without it gets the batch endpoint too, publishing one event at
 // a time and reporting invalid events as rejected instead of dead-lettered.
 type BatchPublisher interface {
-	PublishBatch(ctx context.Context, evs []feedback.Event, dead []feedback.DeadLetter) (feedback.Outcome, error)
+	PublishBatch(ctx context.Context, evs []feedback.Event, dead []eventlog.DeadLetter) (eventlog.Outcome, error)
 }
 
-var _ BatchPublisher = (*feedback.Sink)(nil)
+var _ BatchPublisher = (*eventlog.Sink)(nil)
 
 // Per-event statuses of a batch response.
 const (
@@ -61,7 +62,7 @@ type batchResponse struct {
 // decodeBatch parses the batch envelope strictly and each event with
 // feedback.Decode. A malformed envelope is an error (400); an invalid event
 // is reported in its result and returned as a dead letter.
-func decodeBatch(body []byte, now time.Time) ([]feedback.Event, []feedback.DeadLetter, []batchResult, error) {
+func decodeBatch(body []byte, now time.Time) ([]feedback.Event, []eventlog.DeadLetter, []batchResult, error) {
 	var b batchBody
 	if err := strictjson.Decode(body, &b, ""); err != nil {
 		return nil, nil, nil, invalid(err.Field, "%s", err.Reason)
@@ -74,7 +75,7 @@ func decodeBatch(body []byte, now time.Time) ([]feedback.Event, []feedback.DeadL
 	}
 	results := make([]batchResult, len(b.Events))
 	evs := make([]feedback.Event, 0, len(b.Events))
-	var dead []feedback.DeadLetter
+	var dead []eventlog.DeadLetter
 	for i, raw := range b.Events {
 		results[i].Index = i
 		ev, err := feedback.Decode(raw, now)
@@ -85,7 +86,7 @@ func decodeBatch(body []byte, now time.Time) ([]feedback.Event, []feedback.DeadL
 				field, reason = fe.ClientError()
 			}
 			results[i].Status, results[i].Field, results[i].Reason = statusDeadLettered, "events["+strconv.Itoa(i)+"]."+field, reason
-			dead = append(dead, feedback.DeadLetter{Source: "batch", Index: i, Field: field, Reason: reason,
+			dead = append(dead, eventlog.DeadLetter{Source: "batch", Index: i, Field: field, Reason: reason,
 				Payload: string(raw), ReceivedAt: now.UTC(), Key: userIDOf(raw)})
 			continue
 		}

@@ -12,17 +12,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 )
 
 // fullPublisher refuses everything as a full spool would.
 type fullPublisher struct{}
 
 func (fullPublisher) Publish(context.Context, feedback.Event) error {
-	return &feedback.FullError{After: 2500 * time.Millisecond}
+	return &eventlog.FullError{After: 2500 * time.Millisecond}
 }
 
-func (fullPublisher) PublishBatch(context.Context, []feedback.Event, []feedback.DeadLetter) (feedback.Outcome, error) {
-	return 0, &feedback.FullError{After: 2500 * time.Millisecond}
+func (fullPublisher) PublishBatch(context.Context, []feedback.Event, []eventlog.DeadLetter) (eventlog.Outcome, error) {
+	return 0, &eventlog.FullError{After: 2500 * time.Millisecond}
 }
 
 const batchClick = `{"type":"click","schema_version":1,"timestamp":"2026-03-01T11:59:00Z","user_id":"u1","item_id":"i9"}`
@@ -115,18 +116,18 @@ func TestServer_MalformedEventsNeverReachTopic(t *testing.T) {
 	if len(malformedKinds) != 20 {
 		t.Fatalf("%d kinds, want 20", len(malformedKinds))
 	}
-	b, err := feedback.StartBroker(feedback.BrokerConfig{}, nil)
+	b, err := eventlog.StartBroker(eventlog.BrokerConfig{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	cfg := feedback.Config{Brokers: b.Addrs(), Topic: "ms2.events", Partitions: 2}
-	p, err := feedback.NewProducer(cfg, nil, nil)
+	cfg := eventlog.Config{Brokers: b.Addrs(), Topic: "ms2.events", Partitions: 2}
+	p, err := eventlog.NewProducer(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	sink, err := feedback.NewSink(p, nil, nil, nil)
+	sink, err := eventlog.NewSink(p, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestServer_MalformedEventsNeverReachTopic(t *testing.T) {
 		t.Fatalf("dead-lettered %d, want 500", deadLettered)
 	}
 	var main []feedback.Event
-	if _, err := feedback.ReadTopic(ctx, cfg, nil, func(ev feedback.Event, _ *kgo.Record) error {
+	if _, err := eventlog.ReadTopic(ctx, cfg, nil, func(ev feedback.Event, _ *kgo.Record) error {
 		main = append(main, ev)
 		return nil
 	}); err != nil {
@@ -200,7 +201,7 @@ func TestServer_MalformedEventsNeverReachTopic(t *testing.T) {
 	n, reasons := 0, 0
 	// The dead letters are not events, so ReadTopic counts them as invalid
 	// records: the count is what matters here.
-	stats, err := feedback.ReadTopic(ctx, dlq, nil, func(feedback.Event, *kgo.Record) error { n++; return nil })
+	stats, err := eventlog.ReadTopic(ctx, dlq, nil, func(feedback.Event, *kgo.Record) error { n++; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

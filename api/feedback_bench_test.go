@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 )
 
 // benchFeedbackEnv serves the API over TCP with a real sink (acks=all
@@ -18,12 +18,12 @@ import (
 // embedded broker.
 func benchFeedbackEnv(b *testing.B) string {
 	b.Helper()
-	br, err := feedback.StartBroker(feedback.BrokerConfig{}, nil)
+	br, err := eventlog.StartBroker(eventlog.BrokerConfig{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { br.Close() })
-	kcfg := feedback.Config{Brokers: br.Addrs(), Topic: "bench.events", Partitions: 4}
+	kcfg := eventlog.Config{Brokers: br.Addrs(), Topic: "bench.events", Partitions: 4}
 	sink, stop := newFaultSink(b, kcfg, b.TempDir())
 	b.Cleanup(stop)
 	return newBenchEnv(b, sink)

@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/counters"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/redisd"
 )
 
@@ -114,11 +116,11 @@ func (p *poster) waitAcked(n int64) {
 	}
 }
 
-func restartableBroker(t *testing.T, dir, addr string) *feedback.Broker {
+func restartableBroker(t *testing.T, dir, addr string) *eventlog.Broker {
 	t.Helper()
 	var lastErr error
 	for range 100 {
-		b, err := feedback.StartBroker(feedback.BrokerConfig{DataDir: dir, Addr: addr}, nil)
+		b, err := eventlog.StartBroker(eventlog.BrokerConfig{DataDir: dir, Addr: addr}, nil)
 		if err == nil {
 			return b
 		}
@@ -139,23 +141,25 @@ func freeLoopbackAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func faultKafkaConfig(brokers []string) feedback.Config {
+func faultKafkaConfig(brokers []string) eventlog.Config {
 	// A short produce timeout makes the switch to the spool quick.
-	return feedback.Config{Brokers: brokers, Topic: "fault.events", Partitions: 4, ProduceTimeout: time.Second}
+	return eventlog.Config{Brokers: brokers, Topic: "fault.events", Partitions: 4, ProduceTimeout: time.Second}
 }
 
 // newFaultSink builds the producer, spool and sink the server uses, and
 // runs the drainer until the returned stop is called.
-func newFaultSink(t testing.TB, kcfg feedback.Config, spoolDir string) (*feedback.Sink, func()) {
-	p, err := feedback.NewProducer(kcfg, nil, nil)
+func newFaultSink(t testing.TB, kcfg eventlog.Config, spoolDir string) (*eventlog.Sink, func()) {
+	p, err := eventlog.NewProducer(kcfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := feedback.OpenSpool(feedback.SpoolConfig{Dir: spoolDir}, nil)
+	// Small segments, so spooling rolls to a new file every few dozen
+	// events: the kills land during rolls and drains too.
+	sp, err := eventlog.OpenSpool(eventlog.SpoolConfig{Dir: spoolDir, SegmentBytes: 16 << 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := feedback.NewSink(p, sp, nil, nil)
+	sink, err := eventlog.NewSink(p, sp, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +177,13 @@ func newFaultSink(t testing.TB, kcfg feedback.Config, spoolDir string) (*feedbac
 // verifyDownstream reads the topic with a consumer group (the counter
 // updater, deduplicating by event id in Redis) and with a replay, and checks
 // that every acknowledged id is there exactly once after dedupe.
-func verifyDownstream(t *testing.T, kcfg feedback.Config, p *poster, n int) {
+func verifyDownstream(t *testing.T, kcfg eventlog.Config, p *poster, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	seen := map[string]int{}
 	records := 0
-	if _, err := feedback.Replay(ctx, kcfg, feedback.Range{}, nil, nil, func(ev feedback.Event, _ *kgo.Record) error {
+	if _, err := eventlog.Replay(ctx, kcfg, eventlog.Range{}, nil, nil, func(ev feedback.Event, _ *kgo.Record) error {
 		seen[ev.EventID]++
 		records++
 		return nil
@@ -207,7 +211,7 @@ func verifyDownstream(t *testing.T, kcfg feedback.Config, p *poster, n int) {
 	defer rs.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	defer rdb.Close()
-	c, err := feedback.NewCounters(kcfg, feedback.CountersConfig{Group: "fault-check", KeyPrefix: "f"}, rdb, nil, nil)
+	c, err := counters.New(kcfg, counters.Config{Group: "fault-check", KeyPrefix: "f"}, rdb, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,12 +373,12 @@ func TestFeedbackFault_ServerKilled(t *testing.T) {
 
 // waitTopicDistinct polls until the topic holds n distinct event ids, or
 // gives up after two minutes (verifyDownstream then reports what is missing).
-func waitTopicDistinct(t *testing.T, kcfg feedback.Config, n int) {
+func waitTopicDistinct(t *testing.T, kcfg eventlog.Config, n int) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		seen := map[string]bool{}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := feedback.Replay(ctx, kcfg, feedback.Range{}, nil, nil, func(ev feedback.Event, _ *kgo.Record) error {
+		_, err := eventlog.Replay(ctx, kcfg, eventlog.Range{}, nil, nil, func(ev feedback.Event, _ *kgo.Record) error {
 			seen[ev.EventID] = true
 			return nil
 		})

@@ -15,7 +15,8 @@ import (
 	"github.com/recsys-dev/recsys/api"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/engine"
-	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/counters"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
@@ -33,7 +34,7 @@ type Config struct {
 	Rank        Rank             `yaml:"rank"`
 	Rules       rules.Config     `yaml:"rules"`
 	Redis       rank.RedisConfig `yaml:"redis"`
-	Kafka       feedback.Config  `yaml:"kafka"`
+	Kafka       Kafka            `yaml:"kafka"`
 	Embedded    Embedded         `yaml:"embedded"`
 	ONNXRuntime ONNXRuntime      `yaml:"onnxruntime"`
 }
@@ -80,6 +81,13 @@ type Embed struct {
 	Runtime   embed.EncoderConfig `yaml:"runtime"`
 }
 
+// Kafka is the event log's connection and spool, and, under counters, the
+// real-time counter updater that consumes it.
+type Kafka struct {
+	eventlog.Config `yaml:",inline"`
+	Counters        counters.Config `yaml:"counters"`
+}
+
 // Index holds the vector index settings and, under lexical, the BM25F
 // index built beside it.
 type Index struct {
@@ -96,7 +104,7 @@ type Rank struct {
 // Embedded configures the in-process stand-ins used when redis.addr or
 // kafka.brokers are empty. They speak the real wire protocols on 127.0.0.1.
 type Embedded struct {
-	Kafka     feedback.BrokerConfig `yaml:"kafka"`
+	Kafka     eventlog.BrokerConfig `yaml:"kafka"`
 	RedisAddr string                `yaml:"redis_addr"`
 }
 
@@ -175,7 +183,7 @@ func (c *Config) Validate() error {
 	}
 	// An empty address selects the embedded server; the section's other
 	// keys are still checked, against a placeholder address.
-	redisCfg, kafkaCfg := c.Redis, c.Kafka
+	redisCfg, kafkaCfg := c.Redis, c.Kafka.Config
 	if redisCfg.Addr == "" {
 		redisCfg.Addr = "127.0.0.1:6379"
 	}
@@ -184,11 +192,39 @@ func (c *Config) Validate() error {
 	}
 	add("redis", redisCfg.Validate())
 	add("kafka", kafkaCfg.Validate())
+	add("kafka.counters", c.Kafka.Counters.Validate())
 	add("embedded.kafka", c.Embedded.Kafka.Validate())
 	if c.ONNXRuntime.Library == "" {
 		add("onnxruntime", errors.New("library: must be set"))
 	}
+	errs = append(errs, c.crossChecks()...)
 	return errors.Join(errs...)
+}
+
+// crossChecks validates the constraints between sections, which no
+// section's own Validate can see. Each error names both keys.
+func (c *Config) crossChecks() []error {
+	var errs []error
+	deadline := c.Server.RequestTimeout
+	k := c.Kafka.WithDefaults()
+	if c.Kafka.Spool.Dir != "" {
+		// The spool is tried only after spool_after; the fsync that
+		// follows needs time of its own before the request deadline.
+		if k.SpoolAfter > deadline/2 {
+			errs = append(errs, fmt.Errorf("kafka.spool_after: %v must be at most half of server.request_timeout (%v), "+
+				"or requests time out before their events are spooled", k.SpoolAfter, deadline))
+		}
+	} else if k.ProduceTimeout >= deadline {
+		errs = append(errs, fmt.Errorf("kafka.produce_timeout: %v must be below server.request_timeout (%v) when kafka.spool.dir is empty, "+
+			"or a slow broker turns every feedback request into a timeout", k.ProduceTimeout, deadline))
+	}
+	if c.Rank.FetchTimeout >= c.Engine.RankTimeout {
+		errs = append(errs, fmt.Errorf("rank.fetch_timeout: %v must be below engine.rank_timeout (%v)", c.Rank.FetchTimeout, c.Engine.RankTimeout))
+	}
+	if c.Engine.RankTimeout >= deadline {
+		errs = append(errs, fmt.Errorf("engine.rank_timeout: %v must be below server.request_timeout (%v)", c.Engine.RankTimeout, deadline))
+	}
+	return errs
 }
 
 func (l Log) validate() error {

@@ -6,7 +6,8 @@ import (
 	"github.com/recsys-dev/recsys/api"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/engine"
-	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/counters"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
@@ -41,15 +42,17 @@ func Default() *Config {
 			},
 		},
 		Redis: rank.RedisConfig{DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
-		Kafka: feedback.Config{
-			Brokers: []string{}, Topic: "recsys.events", ClientID: "recsys", ProduceTimeout: 5 * time.Second,
-			DeadLetterTopic: "recsys.events.dlq",
-			Spool:           feedback.SpoolConfig{Dir: "var/spool", MaxBytes: 1 << 30, SegmentBytes: 64 << 20, RetryAfter: 5 * time.Second},
-			Counters: feedback.CountersConfig{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour,
+		Kafka: Kafka{
+			Config: eventlog.Config{
+				Brokers: []string{}, Topic: "recsys.events", ClientID: "recsys", ProduceTimeout: 5 * time.Second, SpoolAfter: 500 * time.Millisecond,
+				DeadLetterTopic: "recsys.events.dlq",
+				Spool:           eventlog.SpoolConfig{Dir: "var/spool", MaxBytes: 1 << 30, SegmentBytes: 64 << 20, RetryAfter: 5 * time.Second},
+			},
+			Counters: counters.Config{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour,
 				HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour},
 		},
 		Embedded: Embedded{
-			Kafka:     feedback.BrokerConfig{DataDir: "var/kafka", Addr: "127.0.0.1:0"},
+			Kafka:     eventlog.BrokerConfig{DataDir: "var/kafka", Addr: "127.0.0.1:0"},
 			RedisAddr: "127.0.0.1:0",
 		},
 		ONNXRuntime: ONNXRuntime{Library: ".deps/libonnxruntime.so.1"},

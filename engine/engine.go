@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/rank"
@@ -179,7 +180,7 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 		return err
 	}
 	if e.deps.Features == nil {
-		if g.itemRows, err = readFeatures(g.Dir, g.Manifest); err != nil {
+		if g.itemRows, err = bundle.ReadFeatures(g.Dir, g.Manifest); err != nil {
 			g.close()
 			e.m.loads.WithLabelValues("refused").Inc()
 			return fmt.Errorf("load bundle %s: %w", g.Version(), err)
@@ -229,7 +230,7 @@ func (e *Engine) seed(ctx context.Context, g *Generation) error {
 	if ok {
 		return nil
 	}
-	rows, err := ReadFeatureRows(g.Dir, g.Manifest)
+	rows, err := bundle.ReadFeatureRows(g.Dir, g.Manifest)
 	if err != nil {
 		return fmt.Errorf("load bundle %s: %w", g.Version(), err)
 	}

@@ -2,10 +2,7 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -16,16 +13,6 @@ import (
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/rank"
-)
-
-// Bundle file names shared by the builder (offline) and the loader here.
-const (
-	ItemsFile    = "items.jsonl"
-	EmbedFile    = "embed.onnx"
-	IndexFile    = "index.snap"
-	RankerFile   = "ranker.onnx"
-	FeaturesFile = "features.bin"
-	LexicalFile  = "lexical.snap"
 )
 
 // Index is the retrieval structure a generation searches.
@@ -111,7 +98,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 			opened.close()
 		}
 	}()
-	if g.items, err = catalog.ReadFile(filepath.Join(dir, ItemsFile)); err != nil {
+	if g.items, err = catalog.ReadFile(filepath.Join(dir, bundle.ItemsFile)); err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
 	}
 	if len(g.items) != m.Items {
@@ -129,7 +116,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		return g.items[g.popular[a]].Popularity > g.items[g.popular[b]].Popularity
 	})
 
-	ix, err := index.Load(filepath.Join(dir, IndexFile))
+	ix, err := index.Load(filepath.Join(dir, bundle.IndexFile))
 	if err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
 	}
@@ -256,36 +243,4 @@ func (g *Generation) close() {
 	if g.scorer != nil {
 		g.scorer.Close()
 	}
-}
-
-// ReadFeatureRows reads the item feature rows written by the builder:
-// little-endian float32, items x len(ItemFeatureNames).
-func ReadFeatureRows(dir string, m *bundle.Manifest) ([][]float32, error) {
-	flat, err := readFeatures(dir, m)
-	if err != nil {
-		return nil, err
-	}
-	f := len(m.ItemFeatureNames)
-	rows := make([][]float32, m.Items)
-	for i := range rows {
-		rows[i] = flat[i*f : (i+1)*f : (i+1)*f]
-	}
-	return rows, nil
-}
-
-// readFeatures reads the features file as one items x features array.
-func readFeatures(dir string, m *bundle.Manifest) ([]float32, error) {
-	b, err := os.ReadFile(filepath.Join(dir, FeaturesFile))
-	if err != nil {
-		return nil, fmt.Errorf("read features: %w", err)
-	}
-	f := len(m.ItemFeatureNames)
-	if len(b) != 4*f*m.Items {
-		return nil, fmt.Errorf("read features: %d bytes, want %d items x %d features", len(b), m.Items, f)
-	}
-	flat := make([]float32, f*m.Items)
-	for i := range flat {
-		flat[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return flat, nil
 }

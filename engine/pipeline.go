@@ -143,9 +143,13 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 	return e.run(ctx, g, in)
 }
 
+// MaxK is the most results one request may ask for: the one limit the
+// HTTP layer's server.max_k is checked against.
+const MaxK = 1000
+
 func checkK(k int) error {
-	if k < 1 || k > 1000 {
-		return badInput("k", "must be between 1 and 1000")
+	if k < 1 || k > MaxK {
+		return badInput("k", fmt.Sprintf("must be between 1 and %d", MaxK))
 	}
 	return nil
 }

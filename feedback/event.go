@@ -228,9 +228,26 @@ func (e *Event) Validate(now time.Time) error {
 	return e.validatePayload()
 }
 
-// validateStructure is Validate without the ingestion time window, for
+// DecodeStored parses a record value read back from the event log
+// (strictly, as Decode does) and validates it with ValidateStored.
+func DecodeStored(value []byte) (Event, error) {
+	ev, err := unmarshalStrict(value)
+	if err != nil {
+		return Event{}, err
+	}
+	return ev, ev.ValidateStored()
+}
+
+// KnownType reports whether t is an event type, so callers keep
+// client-chosen strings out of metric labels.
+func KnownType(t string) bool {
+	_, ok := schemas[t]
+	return ok
+}
+
+// ValidateStored is Validate without the ingestion time window, for
 // events replayed from the log and for the producer's last check.
-func (e *Event) validateStructure() error {
+func (e *Event) ValidateStored() error {
 	if err := e.validateEnvelope(); err != nil {
 		return err
 	}

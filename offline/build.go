@@ -2,7 +2,6 @@ package offline
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/embed"
-	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/internal/atomicfile"
 	"github.com/recsys-dev/recsys/rank"
@@ -47,9 +45,6 @@ type BuildOptions struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
-
-// DictFile holds the category and brand dictionaries behind the id features.
-const DictFile = "dict.json"
 
 // Build runs the whole pipeline and returns the published manifest.
 func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
@@ -89,16 +84,16 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	m := &bundle.Manifest{CreatedAt: now, CatalogSHA256: sum, CatalogSource: o.Catalog,
 		Items: len(items), IndexBackend: o.Index.Backend, Metrics: map[string]float64{}}
 
-	if err := writeItems(stage.Path(engine.ItemsFile), items); err != nil {
+	if err := bundle.WriteItems(stage.Path(bundle.ItemsFile), items); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 
-	if m.EmbedModel, err = writeEmbedModel(ctx, o, stage.Path(engine.EmbedFile), p); err != nil {
+	if m.EmbedModel, err = writeEmbedModel(ctx, o, stage.Path(bundle.EmbedFile), p); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 
 	p.step("embed %d items", len(items))
-	vecs, dim, secs, err := embedItems(ctx, stage.Path(engine.EmbedFile), o.Encoder, items, p)
+	vecs, dim, secs, err := embedItems(ctx, stage.Path(bundle.EmbedFile), o.Encoder, items, p)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
@@ -111,7 +106,7 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := ix.WriteFile(stage.Path(engine.IndexFile)); err != nil {
+	if err := ix.WriteFile(stage.Path(bundle.IndexFile)); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	p.done("%d vectors", ix.Len())
@@ -122,10 +117,10 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := lex.WriteFile(stage.Path(engine.LexicalFile)); err != nil {
+	if err := lex.WriteFile(stage.Path(bundle.LexicalFile)); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	m.Lexical = &bundle.Model{File: engine.LexicalFile, Kind: KindBM25F,
+	m.Lexical = &bundle.Model{File: bundle.LexicalFile, Kind: KindBM25F,
 		Version: fmt.Sprintf("%s-%s", o.Lexical.Stopwords, o.Lexical.Stemmer)}
 	m.Metrics["lexical_terms"] = float64(lex.Terms())
 	m.Metrics["lexical_build_seconds"] = time.Since(start).Seconds()
@@ -137,10 +132,10 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := writeRows(stage.Path(engine.FeaturesFile), rows); err != nil {
+	if err := bundle.WriteFeatures(stage.Path(bundle.FeaturesFile), rows); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := writeJSON(stage.Path(DictFile), dict); err != nil {
+	if err := writeJSON(stage.Path(bundle.DictFile), dict); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	m.FeatureNames, m.FeatureDefaults, m.ItemFeatureNames = o.Rank.Names(), o.Rank.Defaults(), o.Rank.ItemNames()
@@ -151,10 +146,10 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	if err := os.WriteFile(stage.Path(engine.RankerFile), ranker.data, 0o644); err != nil {
+	if err := atomicfile.WriteBytes(stage.Path(bundle.RankerFile), ranker.data); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	m.Ranker = bundle.Model{File: engine.RankerFile, Kind: ranker.kind, Version: shortHash(ranker.data)}
+	m.Ranker = bundle.Model{File: bundle.RankerFile, Kind: ranker.kind, Version: shortHash(ranker.data)}
 	p.done("%s from %s, %d features", ranker.kind, ranker.from, len(m.FeatureNames))
 
 	if o.Features != nil {
@@ -218,7 +213,7 @@ func writeEmbedModel(ctx context.Context, o BuildOptions, path string, p *progre
 			return bundle.Model{}, err
 		}
 		p.done("%d bytes", len(model))
-		return bundle.Model{File: engine.EmbedFile, Kind: KindHashedBag, Version: shortHash(model)}, nil
+		return bundle.Model{File: bundle.EmbedFile, Kind: KindHashedBag, Version: shortHash(model)}, nil
 	}
 	p.step("copy trained embedding model %s", o.ModelFile)
 	if err := ctx.Err(); err != nil {
@@ -247,7 +242,7 @@ func writeEmbedModel(ctx context.Context, o BuildOptions, path string, p *progre
 	p.done("%d bytes, dim %d, %d buckets%s", len(model), dim, fc.Buckets, note)
 	// The version is the content hash, so two bundles with the same trained
 	// model say so and a retrained model never shares a version.
-	return bundle.Model{File: engine.EmbedFile, Kind: KindTrainedHashedBag, Version: shortHash(model)}, nil
+	return bundle.Model{File: bundle.EmbedFile, Kind: KindTrainedHashedBag, Version: shortHash(model)}, nil
 }
 
 func embedItems(ctx context.Context, modelPath string, cfg embed.EncoderConfig, items []catalog.Item, p *progress) ([]float32, int, float64, error) {
@@ -276,25 +271,6 @@ func embedItems(ctx context.Context, modelPath string, cfg embed.EncoderConfig, 
 		flat = append(flat, v...)
 	}
 	return flat, dim, secs, nil
-}
-
-func writeItems(path string, items []catalog.Item) error {
-	return atomicfile.Write(path, func(w io.Writer) error { return catalog.WriteJSONL(w, items) })
-}
-
-func writeRows(path string, rows [][]float32) error {
-	return atomicfile.Write(path, func(w io.Writer) error {
-		var buf [4]byte
-		for _, r := range rows {
-			for _, v := range r {
-				binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
-				if _, err := w.Write(buf[:]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 }
 
 func writeJSON(path string, v any) error {

@@ -88,7 +88,7 @@ func TestBuild_TrainedModelServes(t *testing.T) {
 	}
 	dir := filepath.Join(root, m.Version)
 	src, _ := os.ReadFile(modelPath)
-	got, err := os.ReadFile(filepath.Join(dir, engine.EmbedFile))
+	got, err := os.ReadFile(filepath.Join(dir, bundle.EmbedFile))
 	if err != nil || !bytes.Equal(got, src) {
 		t.Fatalf("bundle model differs from %s (err %v)", modelPath, err)
 	}
@@ -111,7 +111,7 @@ func TestBuild_TrainedModelServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := index.LoadExact(filepath.Join(dir, engine.IndexFile))
+	ix, err := index.LoadExact(filepath.Join(dir, bundle.IndexFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestLoad_RefusesMismatchedModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Name == engine.EmbedFile {
+		if f.Name == bundle.EmbedFile {
 			b = tamper(t, b, `"seed":`, `"salt":`)
 		}
 		if err := os.WriteFile(stage.Path(f.Name), b, 0o644); err != nil {

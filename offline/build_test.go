@@ -16,7 +16,6 @@ import (
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/embed"
-	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/internal/ort/orttest"
 	"github.com/recsys-dev/recsys/rank"
@@ -95,7 +94,7 @@ func TestBuild_Publishes(t *testing.T) {
 	if !slices.Equal(got.FeatureNames, rank.DefaultConfig().Names()) || len(got.FeatureDefaults) != len(got.FeatureNames) {
 		t.Fatalf("features %v defaults %v", got.FeatureNames, got.FeatureDefaults)
 	}
-	for _, f := range []string{engine.ItemsFile, engine.EmbedFile, engine.IndexFile, engine.RankerFile, engine.FeaturesFile, DictFile} {
+	for _, f := range []string{bundle.ItemsFile, bundle.EmbedFile, bundle.IndexFile, bundle.RankerFile, bundle.FeaturesFile, bundle.DictFile} {
 		if _, ok := got.File(f); !ok {
 			t.Errorf("bundle lacks %s", f)
 		}
@@ -106,11 +105,11 @@ func TestBuild_Publishes(t *testing.T) {
 	if w.rows[m.Version] != 1000 || !slices.Equal(w.ready, []string{m.Version}) {
 		t.Fatalf("feature writer got rows %v ready %v", w.rows, w.ready)
 	}
-	rows, err := engine.ReadFeatureRows(dir, got)
+	rows, err := bundle.ReadFeatureRows(dir, got)
 	if err != nil || len(rows) != 1000 || len(rows[0]) != len(got.ItemFeatureNames) {
 		t.Fatalf("feature rows: %d, %v", len(rows), err)
 	}
-	ix, err := index.LoadExact(filepath.Join(dir, engine.IndexFile))
+	ix, err := index.LoadExact(filepath.Join(dir, bundle.IndexFile))
 	if err != nil || ix.Len() != 1000 {
 		t.Fatalf("index: %v", err)
 	}

@@ -13,16 +13,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/internal/redisd"
 	"github.com/recsys-dev/recsys/offline"
@@ -194,13 +197,13 @@ func TestServer_EndToEnd(t *testing.T) {
 	json.Unmarshal(body, &accepted)
 
 	// Read the topic back with a Kafka consumer: both impressions and the click.
-	kcfg := cfg.Kafka
+	kcfg := cfg.Kafka.Config
 	kcfg.Brokers = s.KafkaBrokers
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var impressions, clicks int
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := feedback.ReadTopic(ctx, kcfg, nil, func(ev feedback.Event, r *kgo.Record) error {
+		_, err := eventlog.ReadTopic(ctx, kcfg, nil, func(ev feedback.Event, r *kgo.Record) error {
 			switch {
 			case ev.Type == feedback.TypeImpression && ev.RequestID == res.RequestID:
 				if len(ev.Items) != 10 || len(ev.Items[0].Features) != len(ev.FeatureNames) || ev.Bundle != version {
@@ -341,11 +344,11 @@ func TestServer_BadBundlesKeepServing(t *testing.T) {
 		name, file string
 		hurt       func(path string) error
 	}{
-		{"bit flip in ranker", engine.RankerFile, flip},
-		{"bit flip in index", engine.IndexFile, flip},
-		{"truncated index", engine.IndexFile, func(p string) error { return os.Truncate(p, 100) }},
-		{"empty index", engine.IndexFile, func(p string) error { return os.Truncate(p, 0) }},
-		{"empty items", engine.ItemsFile, func(p string) error { return os.Truncate(p, 0) }},
+		{"bit flip in ranker", bundle.RankerFile, flip},
+		{"bit flip in index", bundle.IndexFile, flip},
+		{"truncated index", bundle.IndexFile, func(p string) error { return os.Truncate(p, 100) }},
+		{"empty index", bundle.IndexFile, func(p string) error { return os.Truncate(p, 0) }},
+		{"empty items", bundle.ItemsFile, func(p string) error { return os.Truncate(p, 0) }},
 	}
 	for _, tc := range cases {
 		v := buildBundle(t, cfg)
@@ -451,7 +454,6 @@ func TestServer_KafkaDown(t *testing.T) {
 	buildBundle(t, cfg)
 	dead := "127.0.0.1:" + freePort(t) // nothing listens there
 	cfg.Kafka.Brokers = []string{dead}
-	cfg.Kafka.ProduceTimeout = time.Second
 
 	readyz := func(base string) (int, string) {
 		resp, err := http.Get(base + "/readyz")
@@ -567,5 +569,79 @@ func TestServer_RedisSlow(t *testing.T) {
 			t.Fatal("still degraded after Redis recovered")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServer_KafkaDownAtStart is issue 11's must-show 2: Kafka unreachable
+// when serve starts, the shipped timeouts (request_timeout 2s,
+// produce_timeout 5s, spool_after 500ms): 1,000 feedback posts, each user's
+// sent one after another, are all answered 202, and once the broker comes
+// up every one of them is on the topic with each user's in the order sent.
+func TestServer_KafkaDownAtStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	buildBundle(t, cfg)
+	addr := "127.0.0.1:" + freePort(t) // the broker comes up here later
+	cfg.Kafka.Brokers = []string{addr}
+	_, base := startServer(t, cfg)
+
+	const users, each = 40, 25
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	now := time.Now().UTC().Format(time.RFC3339)
+	for u := range users {
+		wg.Go(func() {
+			for i := range each {
+				ev := map[string]any{"event_id": fmt.Sprintf("u%02d-%03d", u, i), "type": "click", "schema_version": 1,
+					"timestamp": now, "user_id": fmt.Sprintf("u%02d", u), "item_id": world.ItemID(i)}
+				if code, body := post(t, base+"/v1/feedback", ev); code != http.StatusAccepted {
+					refused.Add(1)
+					t.Errorf("user %d event %d: %d %s", u, i, code, body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() > 0 {
+		t.Fatalf("%d of %d posts refused with Kafka down", refused.Load(), users*each)
+	}
+	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Addr: addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kcfg := cfg.Kafka.Config
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var order []string
+		seen := map[string]bool{}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := eventlog.Replay(ctx, kcfg, eventlog.Range{}, nil, nil, func(ev feedback.Event, _ *kgo.Record) error {
+			if ev.Type == feedback.TypeClick && !seen[ev.EventID] {
+				seen[ev.EventID] = true
+				order = append(order, ev.EventID)
+			}
+			return nil
+		})
+		cancel()
+		if err == nil && len(seen) == users*each {
+			last := map[string]string{}
+			for _, id := range order {
+				u := id[:3]
+				if id <= last[u] {
+					t.Errorf("user %s: %s reached the topic after %s", u, id, last[u])
+				}
+				last[u] = id
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the topic holds %d of %d events (%v)", len(seen), users*each, err)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

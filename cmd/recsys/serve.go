@@ -22,7 +22,8 @@ import (
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/engine"
-	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/counters"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/internal/redisd"
 	"github.com/recsys-dev/recsys/rank"
@@ -68,8 +69,8 @@ type Server struct {
 	admin    *api.Admin
 	adminLn  net.Listener
 	reloadMu sync.Mutex // one reload at a time: SIGHUP, poll and admin
-	producer *feedback.Producer
-	sink     *feedback.Sink
+	producer *eventlog.Producer
+	sink     *eventlog.Sink
 	closers  []func()
 }
 
@@ -100,7 +101,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 
 	s.KafkaBrokers = cfg.Kafka.Brokers
 	if len(s.KafkaBrokers) == 0 {
-		b, err := feedback.StartBroker(cfg.Embedded.Kafka, log)
+		b, err := eventlog.StartBroker(cfg.Embedded.Kafka, log)
 		if err != nil {
 			return nil, err
 		}
@@ -108,9 +109,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 		s.KafkaBrokers = b.Addrs()
 		log.Info("kafka.brokers is empty: started the embedded Kafka-protocol broker", "addrs", s.KafkaBrokers, "data_dir", cfg.Embedded.Kafka.DataDir)
 	}
-	kcfg := cfg.Kafka
+	kcfg := cfg.Kafka.Config
 	kcfg.Brokers = s.KafkaBrokers
-	if s.producer, err = feedback.NewProducer(kcfg, log, s.Registry); err != nil {
+	if s.producer, err = eventlog.NewProducer(kcfg, log, s.Registry); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.producer.Close() })
@@ -137,7 +138,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	}
 	ccfg := cfg.Kafka.Counters.WithDefaults()
 	store.UseRealtime(ccfg.KeyPrefix, ccfg.HalfLife)
-	counters, err := feedback.NewCounters(kcfg, ccfg, client, log, s.Registry)
+	counters, err := counters.New(kcfg, ccfg, client, log, s.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -205,19 +206,26 @@ func (s *Server) openAdmin() error {
 // openSink puts the spool (when configured) behind the producer and starts
 // the drainer that delivers it when Kafka is reachable.
 func (s *Server) openSink(ctx context.Context) error {
-	var spool *feedback.Spool
+	var spool *eventlog.Spool
 	if s.cfg.Kafka.Spool.Dir != "" {
 		var err error
-		if spool, err = feedback.OpenSpool(s.cfg.Kafka.Spool, s.log); err != nil {
+		if spool, err = eventlog.OpenSpool(s.cfg.Kafka.Spool, s.log); err != nil {
 			return err
 		}
 		s.closers = append(s.closers, func() { spool.Close() })
 	}
 	var err error
-	if s.sink, err = feedback.NewSink(s.producer, spool, s.log, s.Registry); err != nil {
+	if s.sink, err = eventlog.NewSink(s.producer, spool, s.log, s.Registry); err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, s.cfg.Kafka.ProduceTimeout+5*time.Second)
+	// Without a spool Kafka is a hard dependency: wait for it as long as
+	// a produce would. With one, an unreachable Kafka is an outage to ride
+	// out, not a reason to delay the start.
+	wait := s.cfg.Kafka.ProduceTimeout + 5*time.Second
+	if spool != nil {
+		wait = 2 * s.cfg.Kafka.WithDefaults().SpoolAfter
+	}
+	tctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if err := s.sink.EnsureTopics(tctx); err != nil {
 		if spool == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/atomicfile"
 	"github.com/recsys-dev/recsys/offline/beir"
 	"github.com/recsys-dev/recsys/offline/embedtrain"
@@ -255,9 +256,9 @@ func gatherPairs(ctx context.Context, cfg *config.Config, src pairSources, items
 // empty it opens the embedded broker's log the way serve does.
 func replayTopic(ctx context.Context, cfg *config.Config, log *embedtrain.FeedbackLog, stdout, stderr io.Writer) error {
 	logger := cfg.Log.Logger(stderr)
-	kcfg := cfg.Kafka
+	kcfg := cfg.Kafka.Config
 	if len(kcfg.Brokers) == 0 {
-		b, err := feedback.StartBroker(cfg.Embedded.Kafka, logger)
+		b, err := eventlog.StartBroker(cfg.Embedded.Kafka, logger)
 		if err != nil {
 			return fmt.Errorf("train embed: --events-topic with kafka.brokers empty: %w "+
 				"(if serve is running, set kafka.brokers or RECSYS_KAFKA_BROKERS to the address it logged)", err)
@@ -265,11 +266,11 @@ func replayTopic(ctx context.Context, cfg *config.Config, log *embedtrain.Feedba
 		defer b.Close()
 		kcfg.Brokers = b.Addrs()
 	}
-	st, err := feedback.Replay(ctx, kcfg, feedback.Range{}, logger, nil, func(ev feedback.Event, _ *kgo.Record) error {
+	st, err := eventlog.Replay(ctx, kcfg, eventlog.Range{}, logger, nil, func(ev feedback.Event, _ *kgo.Record) error {
 		log.Add(ev)
 		return nil
 	})
-	if errors.Is(err, feedback.ErrUnknownTopic) {
+	if errors.Is(err, eventlog.ErrUnknownTopic) {
 		fmt.Fprintf(stdout, "topic %s does not exist yet: no feedback events\n", kcfg.Topic)
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/world"
 )
@@ -201,13 +202,13 @@ func TestTrainEmbed_FeedbackPairs(t *testing.T) {
 	})
 
 	t.Run("topic", func(t *testing.T) {
-		b, err := feedback.StartBroker(feedback.BrokerConfig{}, nil)
+		b, err := eventlog.StartBroker(eventlog.BrokerConfig{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer b.Close()
-		kcfg := feedback.Config{Brokers: b.Addrs(), Topic: "train-events", Partitions: 3}
-		p, err := feedback.NewProducer(kcfg, nil, nil)
+		kcfg := eventlog.Config{Brokers: b.Addrs(), Topic: "train-events", Partitions: 3}
+		p, err := eventlog.NewProducer(kcfg, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/config"
-	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/offline/beir"
 	"github.com/recsys-dev/recsys/offline/embedtrain"
@@ -118,9 +118,9 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 
 	logger := cfg.Log.Logger(stderr)
-	kcfg := cfg.Kafka
+	kcfg := cfg.Kafka.Config
 	if len(kcfg.Brokers) == 0 {
-		b, err := feedback.StartBroker(cfg.Embedded.Kafka, logger)
+		b, err := eventlog.StartBroker(cfg.Embedded.Kafka, logger)
 		if err != nil {
 			return fmt.Errorf("train rank: kafka.brokers is empty and the embedded broker's log cannot be opened: %w "+
 				"(if serve is running, set kafka.brokers or RECSYS_KAFKA_BROKERS to the address it logged)", err)
@@ -174,8 +174,8 @@ func linearRanker(cfg *config.Config) ([]byte, string, error) {
 }
 
 // parseRange reads the replay range flags.
-func parseRange(from, offsets, until string) (feedback.Range, error) {
-	var r feedback.Range
+func parseRange(from, offsets, until string) (eventlog.Range, error) {
+	var r eventlog.Range
 	var err error
 	if from != "" {
 		if r.From, err = time.Parse(time.RFC3339, from); err != nil {

@@ -15,15 +15,16 @@ import (
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/world"
 )
 
 // publishRankEvents logs served pages whose clicks follow log_popularity,
 // which the default linear ranker weighs only lightly.
-func publishRankEvents(t *testing.T, kcfg feedback.Config, names []string, queries int) {
+func publishRankEvents(t *testing.T, kcfg eventlog.Config, names []string, queries int) {
 	t.Helper()
-	p, err := feedback.NewProducer(kcfg, nil, nil)
+	p, err := eventlog.NewProducer(kcfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +63,13 @@ func publishRankEvents(t *testing.T, kcfg feedback.Config, names []string, queri
 // rankEnv starts an embedded broker and points the shipped config at it and
 // at dir through RECSYS_* variables, as an operator would; it returns the
 // config and its Kafka section with the broker's address.
-func rankEnv(t *testing.T, dir string) (*config.Config, feedback.Config) {
+func rankEnv(t *testing.T, dir string) (*config.Config, eventlog.Config) {
 	t.Helper()
 	lib, err := ort.FindLibrary()
 	if err != nil {
 		t.Skipf("onnx runtime not available (run make setup): %v", err)
 	}
-	b, err := feedback.StartBroker(feedback.BrokerConfig{Addr: "127.0.0.1:0"}, nil)
+	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Addr: "127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func rankEnv(t *testing.T, dir string) (*config.Config, feedback.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcfg := cfg.Kafka
+	kcfg := cfg.Kafka.Config
 	kcfg.Brokers = b.Addrs()
 	t.Setenv("RECSYS_KAFKA_BROKERS", strings.Join(b.Addrs(), ","))
 	t.Setenv("RECSYS_BUNDLES_DIR", filepath.Join(dir, "bundles"))
@@ -132,16 +133,16 @@ func TestParseRange(t *testing.T) {
 	tests := []struct {
 		name                 string
 		from, offsets, until string
-		want                 feedback.Range
+		want                 eventlog.Range
 		err                  string
 	}{
-		{"empty", "", "", "", feedback.Range{}, ""},
+		{"empty", "", "", "", eventlog.Range{}, ""},
 		{"times", "2026-11-01T00:00:00Z", "", "2026-11-02T00:00:00Z",
-			feedback.Range{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)}, ""},
-		{"offsets", "", "0:10, 2:5", "", feedback.Range{FromOffsets: map[int32]int64{0: 10, 2: 5}}, ""},
-		{"bad time", "yesterday", "", "", feedback.Range{}, "--from"},
-		{"bad offsets", "", "0=10", "", feedback.Range{}, `--from-offsets: "0=10" is not partition:offset`},
-		{"negative offset", "", "0:-1", "", feedback.Range{}, "--from-offsets"},
+			eventlog.Range{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)}, ""},
+		{"offsets", "", "0:10, 2:5", "", eventlog.Range{FromOffsets: map[int32]int64{0: 10, 2: 5}}, ""},
+		{"bad time", "yesterday", "", "", eventlog.Range{}, "--from"},
+		{"bad offsets", "", "0=10", "", eventlog.Range{}, `--from-offsets: "0=10" is not partition:offset`},
+		{"negative offset", "", "0:-1", "", eventlog.Range{}, "--from-offsets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

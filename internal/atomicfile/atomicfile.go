@@ -7,10 +7,12 @@ package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Write replaces path with what fill writes. On any error the target is
@@ -58,14 +60,21 @@ func WriteBytes(path string, b []byte) error {
 	})
 }
 
-// SyncDir fsyncs a directory so renames into it survive a crash. File
-// systems that cannot sync a directory are not an error.
+// SyncDir fsyncs a directory so renames into it survive a crash. A file
+// system that cannot sync a directory (EINVAL, ENOTSUP) is not an error;
+// any other failure is, since the rename it was to make durable may not be.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
-	defer d.Close()
-	_ = d.Sync()
+	err = d.Sync()
+	cerr := d.Close()
+	if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, cerr)
+	}
 	return nil
 }

@@ -45,3 +45,12 @@ func TestWrite(t *testing.T) {
 		}
 	})
 }
+
+func TestSyncDir(t *testing.T) {
+	if err := SyncDir(t.TempDir()); err != nil {
+		t.Fatalf("SyncDir of a directory: %v", err)
+	}
+	if err := SyncDir(filepath.Join(t.TempDir(), "absent")); err == nil {
+		t.Fatal("SyncDir of a missing directory reported success")
+	}
+}

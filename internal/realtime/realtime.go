@@ -1,5 +1,5 @@
 // Package realtime is the Redis layout of the real-time ranking state: the
-// counter updater (feedback.Counters) writes it from the event topic and the
+// counter updater (counters.Updater) writes it from the event topic and the
 // feature fetch (rank.Store) reads it for every request.
 //
 //   - <prefix>:d:<item> holds the item's time-decayed impression and click

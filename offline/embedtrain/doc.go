@@ -10,8 +10,8 @@
 // traffic), search feedback (FeedbackLog.SearchPairs: the query typed vs
 // the item engaged with from its results) and co-engagement
 // (FeedbackLog.CoEngagementPairs: items one user engaged with in close
-// succession). A FeedbackLog is fed events from the topic (feedback.Replay
-// or feedback.ReadTopic) or from a JSON Lines file (ReadEventsFile).
+// succession). A FeedbackLog is fed events from the topic (eventlog.Replay
+// or eventlog.ReadTopic) or from a JSON Lines file (ReadEventsFile).
 // Labelled query-document pairs of a BEIR dataset (QueryPairs) and
 // CrossValidate measure what training buys with folds over judged queries.
 //

@@ -35,7 +35,7 @@ type engagement struct {
 // FeedbackLog collects the events training pairs are made from: search
 // impressions (which say what was typed for a request) and engagements
 // (clicks, add-to-carts, purchases). Feed it every event of the log in
-// order, from feedback.ReadTopic, feedback.Replay or ReadEventsFile, then
+// order, from eventlog.ReadTopic, eventlog.Replay or ReadEventsFile, then
 // ask for pairs. The zero value is not usable; call NewFeedbackLog.
 type FeedbackLog struct {
 	queries     map[string]string // search request id -> query

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/atomicfile"
 	"github.com/recsys-dev/recsys/rank"
 )
@@ -95,8 +96,8 @@ type Options struct {
 	Config   Config
 	Features []string // the bundle's feature names, in order
 	// Events and Range select the topic and the part of it to read.
-	Events feedback.Config
-	Range  feedback.Range
+	Events eventlog.Config
+	Range  eventlog.Range
 	// Current is the ONNX ranker the next bundle carries unless this run
 	// promotes a better one; CurrentName says which (a path, "linear").
 	Current     []byte
@@ -130,7 +131,7 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 		return finish(o, rec, fmt.Errorf("ranktrain config: %w", err))
 	}
 	j := NewJoiner(o.Features, o.Config.Window)
-	stats, err := feedback.Replay(ctx, o.Events, o.Range, o.Logger, nil, func(ev feedback.Event, _ *kgo.Record) error {
+	stats, err := eventlog.Replay(ctx, o.Events, o.Range, o.Logger, nil, func(ev feedback.Event, _ *kgo.Record) error {
 		j.Add(ev)
 		return nil
 	})

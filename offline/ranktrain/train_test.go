@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort/orttest"
 	"github.com/recsys-dev/recsys/rank"
 )
@@ -163,14 +164,14 @@ func TestTrain_Gate(t *testing.T) {
 // `recsys train rank` takes.
 func TestRun(t *testing.T) {
 	orttest.Init(t)
-	b, err := feedback.StartBroker(feedback.BrokerConfig{Addr: "127.0.0.1:0"}, nil)
+	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Addr: "127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	cfg := feedback.Config{Brokers: b.Addrs(), Topic: "ranktrain.events", ClientID: "ranktrain-test",
+	cfg := eventlog.Config{Brokers: b.Addrs(), Topic: "ranktrain.events", ClientID: "ranktrain-test",
 		ProduceTimeout: 10 * time.Second, Partitions: 2}
-	p, err := feedback.NewProducer(cfg, nil, nil)
+	p, err := eventlog.NewProducer(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package feedback
+package eventlog
 
 import (
 	"context"
@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +84,13 @@ type Sink struct {
 	logger   *slog.Logger
 	m        sinkMetrics
 
+	// spooling routes new events to the spool behind older spooled ones.
+	// switchMu orders the switch off against appends: an append holds it
+	// shared from reading spooling until its entries are in the spool, and
+	// the drainer turns spooling off only under the exclusive lock, with
+	// the spool empty. So no event can reach Kafka directly while an
+	// earlier one is still on its way into the spool.
+	switchMu    sync.RWMutex
 	spooling    atomic.Bool
 	topicsReady atomic.Bool
 	kick        chan struct{}
@@ -155,10 +164,10 @@ func (s *Sink) EnsureTopics(ctx context.Context) error {
 func (s *Sink) HasSpool() bool { return s.spool != nil }
 
 // Publish makes one valid event durable; see Sink. It satisfies the API's
-// publisher. The error wraps a *FieldError for an invalid event and a
+// publisher. The error wraps a *feedback.FieldError for an invalid event and a
 // *FullError when the spool is full.
-func (s *Sink) Publish(ctx context.Context, ev Event) error {
-	_, err := s.PublishBatch(ctx, []Event{ev}, nil)
+func (s *Sink) Publish(ctx context.Context, ev feedback.Event) error {
+	_, err := s.PublishBatch(ctx, []feedback.Event{ev}, nil)
 	return err
 }
 
@@ -168,26 +177,37 @@ func (s *Sink) Publish(ctx context.Context, ev Event) error {
 // while the sink is spooling, goes to the spool, so the impressions of an
 // outage still reach training. Without a spool, or with a full one, it is
 // dropped and counted. It satisfies the engine's impression sink.
-func (s *Sink) PublishAsync(ev Event) {
+func (s *Sink) PublishAsync(ev feedback.Event) {
 	if s.spool == nil {
 		s.p.PublishAsync(ev)
 		return
 	}
+	s.switchMu.RLock()
 	if s.spooling.Load() {
+		defer s.switchMu.RUnlock()
 		rec, err := s.p.record(&ev)
 		if err != nil {
 			s.p.m.events.WithLabelValues(typeLabel(ev.Type), "invalid").Inc()
 			return
 		}
-		s.spoolAsync(rec)
+		s.spoolRecord(rec)
 		return
 	}
+	s.switchMu.RUnlock()
 	s.p.publishAsync(ev, s.spoolAsync)
 }
 
-// spoolAsync spools one record a caller is not waiting for.
+// spoolAsync spools one record a caller is not waiting for, after the
+// broker did not take it.
 func (s *Sink) spoolAsync(rec *kgo.Record) {
+	s.switchMu.RLock()
+	defer s.switchMu.RUnlock()
 	s.spooling.Store(true)
+	s.spoolRecord(rec)
+}
+
+// spoolRecord spools rec; called with switchMu held shared.
+func (s *Sink) spoolRecord(rec *kgo.Record) {
 	typ := ""
 	for _, h := range rec.Headers {
 		if h.Key == HeaderEventType {
@@ -205,7 +225,7 @@ func (s *Sink) spoolAsync(rec *kgo.Record) {
 // PublishBatch makes evs and dead durable together: on nil error every one
 // of them is produced or spooled; on error the caller must treat none as
 // accepted (some may still be delivered, which the event id dedupes).
-func (s *Sink) PublishBatch(ctx context.Context, evs []Event, dead []DeadLetter) (Outcome, error) {
+func (s *Sink) PublishBatch(ctx context.Context, evs []feedback.Event, dead []DeadLetter) (Outcome, error) {
 	recs := make([]*kgo.Record, 0, len(evs)+len(dead))
 	for i := range evs {
 		rec, err := s.p.record(&evs[i])
@@ -233,10 +253,17 @@ func (s *Sink) PublishBatch(ctx context.Context, evs []Event, dead []DeadLetter)
 }
 
 func (s *Sink) accept(ctx context.Context, recs []*kgo.Record) (Outcome, error) {
-	if s.spool != nil && s.spooling.Load() {
-		return Spooled, s.toSpool(recs)
+	wait := s.p.cfg.ProduceTimeout
+	if s.spool != nil {
+		s.switchMu.RLock()
+		if s.spooling.Load() {
+			defer s.switchMu.RUnlock()
+			return Spooled, s.toSpool(recs)
+		}
+		s.switchMu.RUnlock()
+		wait = s.p.cfg.SpoolAfter
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.p.cfg.ProduceTimeout)
+	pctx, cancel := context.WithTimeout(ctx, wait)
 	failed, err := s.p.produce(pctx, recs)
 	cancel()
 	s.countProduced("direct", recs, failed)
@@ -246,7 +273,15 @@ func (s *Sink) accept(ctx context.Context, recs []*kgo.Record) (Outcome, error) 
 	if s.spool == nil || ctx.Err() != nil {
 		return 0, err
 	}
-	s.logger.Warn("kafka unreachable, spooling feedback events to disk", "err", err)
+	// Not acknowledged within spool_after: spool what the broker did not
+	// confirm. A record the client still holds may be delivered as well
+	// when the broker answers; consumers drop the duplicate by event id.
+	if !s.spooling.Load() {
+		s.logger.Warn("kafka did not acknowledge within kafka.spool_after, spooling feedback events to disk",
+			"spool_after", s.p.cfg.SpoolAfter, "err", err)
+	}
+	s.switchMu.RLock()
+	defer s.switchMu.RUnlock()
 	s.spooling.Store(true)
 	return Spooled, s.toSpool(failed)
 }
@@ -311,11 +346,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		case n > 0:
 			backoff = 100 * time.Millisecond
 		default:
-			// Empty: stop routing new events to the spool, then look again
-			// in case one was appended just before the switch.
-			s.spooling.Store(false)
-			if s.spool.Len() > 0 {
-				s.spooling.Store(true)
+			// Empty: stop routing new events to the spool, unless an
+			// append got in first (see switchMu).
+			s.switchMu.Lock()
+			empty := s.spool.Len() == 0
+			if empty {
+				s.spooling.Store(false)
+			}
+			s.switchMu.Unlock()
+			if !empty {
 				continue
 			}
 			select {
@@ -434,7 +473,7 @@ func (s *Sink) decodeEntry(b []byte) (*kgo.Record, error) {
 	} else {
 		r.Topic = s.p.cfg.Topic
 		r.Headers = []kgo.RecordHeader{
-			{Key: HeaderSchemaVersion, Value: []byte(strconv.Itoa(SchemaVersion))},
+			{Key: HeaderSchemaVersion, Value: []byte(strconv.Itoa(feedback.SchemaVersion))},
 			{Key: HeaderEventType, Value: hv},
 		}
 	}

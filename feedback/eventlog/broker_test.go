@@ -1,8 +1,9 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"errors"
+	"github.com/recsys-dev/recsys/internal/eventtest"
 	"net"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func TestStartBroker_RestartKeepsEvents(t *testing.T) {
 	}
 	gotByID := byID(got)
 	for _, w := range evs[:15] {
-		if g, ok := gotByID[w.EventID]; !ok || !eventsEqual(g, w) {
+		if g, ok := gotByID[w.EventID]; !ok || !eventtest.Equal(g, w) {
 			t.Errorf("event %s lost or changed across the restart", w.EventID)
 		}
 	}

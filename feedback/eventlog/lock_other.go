@@ -1,6 +1,6 @@
 //go:build !unix
 
-package feedback
+package eventlog
 
 // lockDir is a no-op where flock is unavailable; the embedded broker then
 // relies on the operator not to start two brokers on one data dir.

@@ -1,9 +1,11 @@
-package feedback
+package counters
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -16,7 +18,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/realtime"
 )
 
-// Counter defaults applied to zero fields of CountersConfig.
+// Counter defaults applied to zero fields of Config.
 const (
 	DefaultCountersGroup  = "recsys-counters"
 	DefaultCountersPrefix = "recsys:rt"
@@ -26,8 +28,8 @@ const (
 	DefaultHistoryTTL     = 30 * 24 * time.Hour
 )
 
-// CountersConfig configures the real-time counter updater.
-type CountersConfig struct {
+// Config configures the real-time counter updater.
+type Config struct {
 	// Group is the consumer group; its committed offsets are where a
 	// restarted updater resumes.
 	Group string `yaml:"group"`
@@ -52,7 +54,7 @@ type CountersConfig struct {
 }
 
 // Validate reports every invalid key, naming it.
-func (c CountersConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.DedupeWindow < 0 {
 		errs = append(errs, errors.New("dedupe_window: must be >= 0 (0 means 24h)"))
@@ -73,7 +75,7 @@ func (c CountersConfig) Validate() error {
 }
 
 // WithDefaults fills zero fields with the Default* values.
-func (c CountersConfig) WithDefaults() CountersConfig {
+func (c Config) WithDefaults() Config {
 	if c.Group == "" {
 		c.Group = DefaultCountersGroup
 	}
@@ -139,13 +141,13 @@ if ARGV[7] ~= '' then
 end
 return 1`)
 
-// Counters is the real-time feature updater: a consumer in a consumer group
+// Updater is the real-time feature updater: a consumer in a consumer group
 // that turns events into per-item counters in Redis (impressions, clicks,
 // add-to-carts, purchases). Offsets are committed after Redis has the
 // batch, so a crash re-reads at most one batch, which the dedupe absorbs.
-type Counters struct {
-	cfg    Config
-	ccfg   CountersConfig
+type Updater struct {
+	cfg    eventlog.Config
+	ccfg   Config
 	rdb    redis.Cmdable
 	logger *slog.Logger
 	lag    *prometheus.GaugeVec
@@ -157,8 +159,8 @@ type Counters struct {
 	dups    int64
 }
 
-// NewCounters returns an updater reading cfg.Topic into rdb. Run starts it.
-func NewCounters(cfg Config, ccfg CountersConfig, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Registerer) (*Counters, error) {
+// New returns an updater reading cfg.Topic into rdb. Run starts it.
+func New(cfg eventlog.Config, ccfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Registerer) (*Updater, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("feedback config: %w", err)
 	}
@@ -168,7 +170,7 @@ func NewCounters(cfg Config, ccfg CountersConfig, rdb redis.Cmdable, logger *slo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Counters{cfg: cfg.withDefaults(), ccfg: ccfg.WithDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{}}
+	c := &Updater{cfg: cfg.WithDefaults(), ccfg: ccfg.WithDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{}}
 	c.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "recsys_feedback_consumer_lag",
 		Help: "Records on the events topic not yet processed by the consumer group, summed over partitions.",
@@ -192,7 +194,7 @@ const commitTimeout = 5 * time.Second
 
 // Run consumes until ctx ends. Transient Kafka and Redis errors are logged
 // and retried; the uncommitted batch is then re-read.
-func (c *Counters) Run(ctx context.Context) error {
+func (c *Updater) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID(c.cfg.ClientID+"-counters"),
@@ -203,7 +205,7 @@ func (c *Counters) Run(ctx context.Context) error {
 		// Retried batches must not be skipped: on a failed Redis write the
 		// group is left and rejoined, resuming from the committed offsets.
 		kgo.BlockRebalanceOnPoll(),
-		kgo.WithLogger(kgoLogger{c.logger.With("component", "kafka-counters")}),
+		kgo.WithLogger(eventlog.KafkaLogger(c.logger.With("component", "kafka-counters"))),
 	)
 	if err != nil {
 		return fmt.Errorf("new kafka client: %w", err)
@@ -248,7 +250,7 @@ func (c *Counters) Run(ctx context.Context) error {
 
 // rewind makes the next poll return recs again (the batch that failed),
 // so nothing is skipped.
-func (c *Counters) rewind(cl *kgo.Client, recs []*kgo.Record) {
+func (c *Updater) rewind(cl *kgo.Client, recs []*kgo.Record) {
 	offs := map[int32]kgo.EpochOffset{}
 	for _, r := range recs {
 		if o, ok := offs[r.Partition]; !ok || r.Offset < o.Offset {
@@ -260,7 +262,7 @@ func (c *Counters) rewind(cl *kgo.Client, recs []*kgo.Record) {
 	}
 }
 
-func (c *Counters) setLag(p int32, lag int64) {
+func (c *Updater) setLag(p int32, lag int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lags[p] = max(lag, 0)
@@ -272,7 +274,7 @@ func (c *Counters) setLag(p int32, lag int64) {
 }
 
 // apply counts every valid event of recs in one Redis pipeline.
-func (c *Counters) apply(ctx context.Context, recs []*kgo.Record) error {
+func (c *Updater) apply(ctx context.Context, recs []*kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -281,10 +283,7 @@ func (c *Counters) apply(ctx context.Context, recs []*kgo.Record) error {
 	var cmds []*redis.Cmd
 	invalid := 0
 	for _, r := range recs {
-		ev, err := unmarshalStrict(r.Value)
-		if err == nil {
-			err = ev.validateStructure()
-		}
+		ev, err := feedback.DecodeStored(r.Value)
 		if err != nil || ev.EventID == "" {
 			invalid++
 			continue
@@ -316,26 +315,26 @@ func (c *Counters) apply(ctx context.Context, recs []*kgo.Record) error {
 }
 
 // scriptArgs lays out countScript's keys and arguments for one event.
-func (c *Counters) scriptArgs(ev *Event, ttl string) ([]string, []any) {
+func (c *Updater) scriptArgs(ev *feedback.Event, ttl string) ([]string, []any) {
 	p := c.ccfg.KeyPrefix
 	keys := []string{p + ":seen:" + ev.EventID}
 	var decayed []string
 	field, histItem := 2, ""
 	switch ev.Type {
-	case TypeImpression:
+	case feedback.TypeImpression:
 		field = 1
 		for _, it := range ev.Items {
 			keys = append(keys, p+":imp:"+it.ItemID)
 			decayed = append(decayed, realtime.ItemKey(p, it.ItemID))
 		}
-	case TypeClick:
+	case feedback.TypeClick:
 		keys = append(keys, p+":clk:"+ev.ItemID)
 		decayed = append(decayed, realtime.ItemKey(p, ev.ItemID))
 		histItem = ev.ItemID
-	case TypeAddToCart:
+	case feedback.TypeAddToCart:
 		keys = append(keys, p+":cart:"+ev.ItemID)
 		histItem = ev.ItemID
-	case TypePurchase:
+	case feedback.TypePurchase:
 		keys = append(keys, p+":buy:"+ev.ItemID)
 		histItem = ev.ItemID
 	}
@@ -354,14 +353,14 @@ func (c *Counters) scriptArgs(ev *Event, ttl string) ([]string, []any) {
 
 // Stats returns how many distinct events were counted and how many
 // duplicates were skipped since Run started.
-func (c *Counters) Stats() (counted, duplicates int64) {
+func (c *Updater) Stats() (counted, duplicates int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counted, c.dups
 }
 
 // Lag returns the last observed lag summed over partitions.
-func (c *Counters) Lag() int64 {
+func (c *Updater) Lag() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var sum int64
@@ -369,4 +368,15 @@ func (c *Counters) Lag() int64 {
 		sum += l
 	}
 	return sum
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

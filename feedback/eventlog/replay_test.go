@@ -1,9 +1,10 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
 	"reflect"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func replayRows(t *testing.T, cfg Config, r Range) ([]string, ReadStats) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var rows []string
-	stats, err := Replay(ctx, cfg, r, nil, nil, func(ev Event, rec *kgo.Record) error {
+	stats, err := Replay(ctx, cfg, r, nil, nil, func(ev feedback.Event, rec *kgo.Record) error {
 		rows = append(rows, fmt.Sprintf("%d/%d/%s", rec.Partition, rec.Offset, ev.EventID))
 		return nil
 	})
@@ -106,7 +107,7 @@ func TestReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		var dead []DeadLetter
-		stats, err := Replay(ctx, cfg, Range{}, nil, func(d DeadLetter) { dead = append(dead, d) }, func(Event, *kgo.Record) error { return nil })
+		stats, err := Replay(ctx, cfg, Range{}, nil, func(d DeadLetter) { dead = append(dead, d) }, func(feedback.Event, *kgo.Record) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +118,7 @@ func TestReplay(t *testing.T) {
 	t.Run("unknown topic", func(t *testing.T) {
 		c := cfg
 		c.Topic = "nope"
-		if _, err := Replay(ctx, c, Range{}, nil, nil, func(Event, *kgo.Record) error { return nil }); !errors.Is(err, ErrUnknownTopic) {
+		if _, err := Replay(ctx, c, Range{}, nil, nil, func(feedback.Event, *kgo.Record) error { return nil }); !errors.Is(err, ErrUnknownTopic) {
 			t.Fatalf("Replay = %v, want ErrUnknownTopic", err)
 		}
 	})

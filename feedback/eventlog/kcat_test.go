@@ -1,8 +1,9 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"encoding/json"
+	"github.com/recsys-dev/recsys/feedback"
 	"os/exec"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestProducer_KcatReads(t *testing.T) {
 		if !ok {
 			t.Fatalf("kcat line without key and value: %q", line)
 		}
-		var ev Event
+		var ev feedback.Event
 		if err := json.Unmarshal([]byte(value), &ev); err != nil {
 			t.Fatalf("kcat value is not an event: %v: %q", err, value)
 		}

@@ -1,9 +1,10 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
 	"log/slog"
 	"slices"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // Range selects the part of the events topic a Replay reads. Times are the
 // records' log times (when the broker accepted them), which is what Kafka
-// can seek by; an event's own time is in Event.Timestamp.
+// can seek by; an event's own time is in feedback.Event.Timestamp.
 type Range struct {
 	// From starts every partition at its first record at or after this
 	// time; zero means the beginning of the log.
@@ -35,7 +36,7 @@ type Range struct {
 // the training reader ("batch is a replay of the stream"). It commits
 // nothing and can run any number of times. Invalid records are counted in
 // ReadStats.Invalid and, when dead is not nil, passed to it with the reason.
-func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead func(DeadLetter), fn func(Event, *kgo.Record) error) (ReadStats, error) {
+func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead func(DeadLetter), fn func(feedback.Event, *kgo.Record) error) (ReadStats, error) {
 	var stats ReadStats
 	if err := cfg.Validate(); err != nil {
 		return stats, fmt.Errorf("feedback config: %w", err)
@@ -43,7 +44,7 @@ func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	kl := kgo.WithLogger(kgoLogger{logger.With("component", "kafka-replay")})
 	admin, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID), kl)
 	if err != nil {
@@ -72,7 +73,7 @@ func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead 
 }
 
 func replayPartition(ctx context.Context, cfg Config, p int32, start, end int64, kl kgo.Opt, stats *ReadStats,
-	logger *slog.Logger, dead func(DeadLetter), fn func(Event, *kgo.Record) error) error {
+	logger *slog.Logger, dead func(DeadLetter), fn func(feedback.Event, *kgo.Record) error) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
@@ -98,15 +99,12 @@ func replayPartition(ctx context.Context, cfg Config, p int32, start, end int64,
 			}
 			next = rec.Offset + 1
 			stats.Records++
-			ev, err := unmarshalStrict(rec.Value)
-			if err == nil {
-				err = ev.validateStructure()
-			}
+			ev, err := feedback.DecodeStored(rec.Value)
 			if err != nil {
 				stats.Invalid++
 				if dead != nil {
 					d := DeadLetter{Source: "replay", Index: -1, Reason: err.Error(), Payload: string(rec.Value), Key: string(rec.Key)}
-					var fe *FieldError
+					var fe *feedback.FieldError
 					if errors.As(err, &fe) {
 						d.Field, d.Reason = fe.Field, fe.Reason
 					}

@@ -1,4 +1,4 @@
-package feedback
+package eventlog
 
 import (
 	"strings"
@@ -47,12 +47,12 @@ func TestConfig_Validate(t *testing.T) {
 	}
 }
 
-func TestConfig_withDefaults(t *testing.T) {
-	got := Config{Brokers: []string{"k:1"}}.withDefaults()
+func TestConfig_WithDefaults(t *testing.T) {
+	got := Config{Brokers: []string{"k:1"}}.WithDefaults()
 	if got.Topic != DefaultTopic || got.ClientID != DefaultClientID || got.ProduceTimeout != DefaultProduceTimeout {
 		t.Errorf("defaults not applied: %+v", got)
 	}
-	kept := Config{Brokers: []string{"k:1"}, Topic: "t", ClientID: "c", ProduceTimeout: time.Second}.withDefaults()
+	kept := Config{Brokers: []string{"k:1"}, Topic: "t", ClientID: "c", ProduceTimeout: time.Second}.WithDefaults()
 	if kept.Topic != "t" || kept.ClientID != "c" || kept.ProduceTimeout != time.Second {
 		t.Errorf("explicit values overwritten: %+v", kept)
 	}

@@ -1,9 +1,10 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
 	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,7 +38,7 @@ type ReadStats struct {
 // Producer does: an aborted transaction's control record at the end of a
 // partition would keep ReadTopic waiting until ctx ends. It is Replay over
 // the whole log, logging the first invalid record.
-func ReadTopic(ctx context.Context, cfg Config, logger *slog.Logger, fn func(Event, *kgo.Record) error) (ReadStats, error) {
+func ReadTopic(ctx context.Context, cfg Config, logger *slog.Logger, fn func(feedback.Event, *kgo.Record) error) (ReadStats, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,9 +1,11 @@
-package feedback
+package eventlog
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/recsys-dev/recsys/feedback"
+	"github.com/recsys-dev/recsys/internal/eventtest"
 	"log/slog"
 	"strings"
 	"sync"
@@ -42,7 +44,7 @@ func TestProducer_Publish(t *testing.T) {
 				t.Errorf("event %s missing", w.EventID)
 				continue
 			}
-			if !eventsEqual(g, w) {
+			if !eventtest.Equal(g, w) {
 				t.Errorf("event %s changed:\n got %+v\nwant %+v", w.EventID, g, w)
 			}
 		}
@@ -73,7 +75,7 @@ func TestProducer_Publish(t *testing.T) {
 				t.Errorf("user %s in partitions %d and %d", u, p, r.Partition)
 			}
 			partition[u] = r.Partition
-			// Event ids were assigned in publish order.
+			// feedback.Event ids were assigned in publish order.
 			if got[i].EventID <= last[u] {
 				t.Errorf("user %s: %s read after %s", u, got[i].EventID, last[u])
 			}
@@ -81,7 +83,7 @@ func TestProducer_Publish(t *testing.T) {
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
-		for typ, n := range map[string]float64{TypeImpression: 10, TypeClick: 10, TypePurchase: 10} {
+		for typ, n := range map[string]float64{feedback.TypeImpression: 10, feedback.TypeClick: 10, feedback.TypePurchase: 10} {
 			if got := eventsCount(t, p, typ, "ok"); got != n {
 				t.Errorf("events_total{type=%s,result=ok} = %v, want %v", typ, got, n)
 			}
@@ -113,11 +115,11 @@ func TestProducer_PublishInvalid(t *testing.T) {
 	ev := testEvents(2)[1]
 	ev.ItemID = ""
 	err := p.Publish(context.Background(), ev)
-	var fe *FieldError
+	var fe *feedback.FieldError
 	if !errors.As(err, &fe) || fe.Field != "item_id" {
-		t.Fatalf("Publish = %v, want a FieldError on item_id", err)
+		t.Fatalf("Publish = %v, want a feedback.FieldError on item_id", err)
 	}
-	p.PublishAsync(Event{Type: "bogus"})
+	p.PublishAsync(feedback.Event{Type: "bogus"})
 	if got := eventsCount(t, p, "click", "invalid"); got != 1 {
 		t.Errorf("invalid clicks = %v, want 1", got)
 	}
@@ -149,7 +151,7 @@ func TestProducer_PublishAsync(t *testing.T) {
 		t.Fatalf("Flush: %v", err)
 	}
 	var ok float64
-	for _, typ := range []string{TypeImpression, TypeClick, TypePurchase} {
+	for _, typ := range []string{feedback.TypeImpression, feedback.TypeClick, feedback.TypePurchase} {
 		ok += eventsCount(t, p, typ, "ok")
 	}
 	if ok != float64(len(want)) {
@@ -158,7 +160,7 @@ func TestProducer_PublishAsync(t *testing.T) {
 	got, _, _ := readAll(t, cfg)
 	gotByID := byID(got)
 	for _, w := range want {
-		if g, found := gotByID[w.EventID]; !found || !eventsEqual(g, w) {
+		if g, found := gotByID[w.EventID]; !found || !eventtest.Equal(g, w) {
 			t.Errorf("event %s not read back intact", w.EventID)
 		}
 	}
@@ -313,7 +315,7 @@ func BenchmarkProducer_PublishAsync(b *testing.B) {
 	}
 	// Dropped events (buffer full) would make the rate meaningless.
 	var dropped float64
-	for _, typ := range []string{TypeImpression, TypeClick, TypePurchase} {
+	for _, typ := range []string{feedback.TypeImpression, feedback.TypeClick, feedback.TypePurchase} {
 		dropped += eventsCount(b, p, typ, "dropped")
 	}
 	if dropped > 0 {

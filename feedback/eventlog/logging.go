@@ -1,4 +1,4 @@
-package feedback
+package eventlog
 
 import (
 	"context"
@@ -53,3 +53,7 @@ func slogLevel(l int) slog.Level {
 		return slog.LevelDebug
 	}
 }
+
+// KafkaLogger is l as franz-go's logger, for the other Kafka clients of
+// this service (the counters consumer).
+func KafkaLogger(l *slog.Logger) kgo.Logger { return kgoLogger{l} }

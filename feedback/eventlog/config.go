@@ -1,4 +1,4 @@
-package feedback
+package eventlog
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ const (
 	DefaultTopic          = "recsys.events"
 	DefaultClientID       = "recsys"
 	DefaultProduceTimeout = 5 * time.Second
+	DefaultSpoolAfter     = 500 * time.Millisecond
 )
 
 // Config configures the connection to the event log. The zero value of every
@@ -29,6 +30,11 @@ type Config struct {
 	// ProduceTimeout bounds Publish, the delivery of asynchronous records
 	// and the flush on Close.
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	// SpoolAfter is how long an accepted event waits for the broker's
+	// acknowledgement before the sink spools it instead (with a spool).
+	// It must sit well inside the request deadline, or the request times
+	// out before the spool is tried. 0 means the default 500ms.
+	SpoolAfter time.Duration `yaml:"spool_after"`
 	// Partitions is the partition count EnsureTopic creates the topic with;
 	// 0 leaves it to the broker's default. An existing topic is not changed.
 	Partitions int `yaml:"partitions"`
@@ -37,8 +43,6 @@ type Config struct {
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// Spool holds accepted events on disk while Kafka is unreachable.
 	Spool SpoolConfig `yaml:"spool"`
-	// Counters configures the real-time counter updater (a consumer group).
-	Counters CountersConfig `yaml:"counters"`
 }
 
 // Validate reports every invalid key, naming it.
@@ -68,12 +72,12 @@ func (c Config) Validate() error {
 	if err := c.Spool.Validate(); err != nil {
 		errs = append(errs, prefixErrs("spool.", err))
 	}
-	if err := c.Counters.Validate(); err != nil {
-		errs = append(errs, prefixErrs("counters.", err))
-	}
 	if c.ProduceTimeout < 0 || (c.ProduceTimeout > 0 && c.ProduceTimeout < time.Second) {
 		// The Kafka client refuses record timeouts under a second.
 		errs = append(errs, errors.New("produce_timeout: must be at least 1s (0 means the default 5s)"))
+	}
+	if c.SpoolAfter < 0 || (c.ProduceTimeout > 0 && c.SpoolAfter > c.ProduceTimeout) {
+		errs = append(errs, errors.New("spool_after: must be in [0, produce_timeout] (0 means the default 500ms)"))
 	}
 	if c.Partitions < 0 || c.Partitions > 10000 {
 		errs = append(errs, errors.New("partitions: must be in [0, 10000] (0 means the broker's default)"))
@@ -81,7 +85,7 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c Config) withDefaults() Config {
+func (c Config) WithDefaults() Config {
 	if c.Topic == "" {
 		c.Topic = DefaultTopic
 	}
@@ -90,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = DefaultProduceTimeout
+	}
+	if c.SpoolAfter == 0 {
+		c.SpoolAfter = min(DefaultSpoolAfter, c.ProduceTimeout)
 	}
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = c.Topic + ".dlq"

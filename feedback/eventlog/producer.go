@@ -1,10 +1,11 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -65,7 +66,7 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	m := producerMetrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_feedback_events_total",
@@ -154,9 +155,9 @@ func (p *Producer) Ping(ctx context.Context) error {
 // Publish writes one event and returns once the broker acknowledged it (or
 // after ProduceTimeout), so the HTTP layer answers 202 only for events that
 // are durable. An event without EventID gets one. An invalid event is
-// refused with a *FieldError; the ingestion time window is not re-checked
-// here because Decode or Validate already did.
-func (p *Producer) Publish(ctx context.Context, ev Event) error {
+// refused with a *feedback.FieldError; the ingestion time window is not re-checked
+// here because feedback.Decode or Validate already did.
+func (p *Producer) Publish(ctx context.Context, ev feedback.Event) error {
 	rec, err := p.record(&ev)
 	if err != nil {
 		p.m.events.WithLabelValues(typeLabel(ev.Type), "invalid").Inc()
@@ -186,7 +187,7 @@ func (p *Producer) Publish(ctx context.Context, ev Event) error {
 // client's buffer is full or the producer is closed the event is dropped.
 // Failures are counted in recsys_feedback_events_total and logged, because
 // the caller has already answered its request.
-func (p *Producer) PublishAsync(ev Event) { p.publishAsync(ev, nil) }
+func (p *Producer) PublishAsync(ev feedback.Event) { p.publishAsync(ev, nil) }
 
 // publishAsync is PublishAsync; when fallback is set, a record the broker
 // does not take is handed to it instead of being dropped: one that fails,
@@ -194,7 +195,7 @@ func (p *Producer) PublishAsync(ev Event) { p.publishAsync(ev, nil) }
 // cannot give up on a batch that may be on the broker, so it could wait
 // for the whole outage). The second case may deliver the record twice;
 // consumers drop duplicates by event id.
-func (p *Producer) publishAsync(ev Event, fallback func(*kgo.Record)) {
+func (p *Producer) publishAsync(ev feedback.Event, fallback func(*kgo.Record)) {
 	rec, err := p.record(&ev)
 	if err != nil {
 		p.m.events.WithLabelValues(typeLabel(ev.Type), "invalid").Inc()
@@ -339,8 +340,8 @@ func (p *Producer) Close() error {
 }
 
 // record validates ev, assigns an id when missing and builds its record.
-func (p *Producer) record(ev *Event) (*kgo.Record, error) {
-	if err := ev.validateStructure(); err != nil {
+func (p *Producer) record(ev *feedback.Event) (*kgo.Record, error) {
+	if err := ev.ValidateStored(); err != nil {
 		return nil, err
 	}
 	ev.EnsureID()
@@ -365,7 +366,7 @@ func (p *Producer) record(ev *Event) (*kgo.Record, error) {
 
 // typeLabel keeps client-chosen strings out of metric labels.
 func typeLabel(t string) string {
-	if _, ok := schemas[t]; ok {
+	if feedback.KnownType(t) {
 		return t
 	}
 	return "unknown"

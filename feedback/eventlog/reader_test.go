@@ -1,8 +1,9 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"errors"
+	"github.com/recsys-dev/recsys/feedback"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestReadTopic(t *testing.T) {
 	t.Run("stops at the end seen at start", func(t *testing.T) {
 		// Events published while reading are beyond the snapshot.
 		n := 0
-		stats, err := ReadTopic(ctx, cfg, nil, func(ev Event, r *kgo.Record) error {
+		stats, err := ReadTopic(ctx, cfg, nil, func(ev feedback.Event, r *kgo.Record) error {
 			if n == 0 {
 				late := testEvents(1)[0]
 				late.EventID = "late"
@@ -61,7 +62,7 @@ func TestReadTopic(t *testing.T) {
 			}
 		}
 		// An old but well-formed event is valid on replay even though
-		// Decode would refuse it at ingestion.
+		// feedback.Decode would refuse it at ingestion.
 		old := testEvents(2)[1]
 		old.EventID = "old"
 		old.Timestamp = time.Now().Add(-90 * 24 * time.Hour)
@@ -80,7 +81,7 @@ func TestReadTopic(t *testing.T) {
 	t.Run("callback error stops the read", func(t *testing.T) {
 		boom := errors.New("boom")
 		n := 0
-		_, err := ReadTopic(ctx, cfg, nil, func(Event, *kgo.Record) error {
+		_, err := ReadTopic(ctx, cfg, nil, func(feedback.Event, *kgo.Record) error {
 			n++
 			if n == 3 {
 				return boom
@@ -95,7 +96,7 @@ func TestReadTopic(t *testing.T) {
 	t.Run("unknown topic", func(t *testing.T) {
 		c := cfg
 		c.Topic = "no.such.topic"
-		if _, err := ReadTopic(ctx, c, nil, func(Event, *kgo.Record) error { return nil }); !errors.Is(err, ErrUnknownTopic) {
+		if _, err := ReadTopic(ctx, c, nil, func(feedback.Event, *kgo.Record) error { return nil }); !errors.Is(err, ErrUnknownTopic) {
 			t.Fatalf("ReadTopic = %v, want ErrUnknownTopic", err)
 		}
 	})
@@ -104,7 +105,7 @@ func TestReadTopic(t *testing.T) {
 		c := cfg
 		c.Topic = "empty.topic"
 		newTestProducer(t, c, nil) // creates the topic
-		stats, err := ReadTopic(ctx, c, nil, func(Event, *kgo.Record) error {
+		stats, err := ReadTopic(ctx, c, nil, func(feedback.Event, *kgo.Record) error {
 			t.Error("callback called on an empty topic")
 			return nil
 		})
@@ -116,7 +117,7 @@ func TestReadTopic(t *testing.T) {
 	t.Run("context cancelled", func(t *testing.T) {
 		cctx, ccancel := context.WithCancel(ctx)
 		ccancel()
-		if _, err := ReadTopic(cctx, cfg, nil, func(Event, *kgo.Record) error { return nil }); !errors.Is(err, context.Canceled) {
+		if _, err := ReadTopic(cctx, cfg, nil, func(feedback.Event, *kgo.Record) error { return nil }); !errors.Is(err, context.Canceled) {
 			t.Fatalf("ReadTopic = %v, want context.Canceled", err)
 		}
 	})

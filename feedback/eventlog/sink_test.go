@@ -1,9 +1,10 @@
-package feedback
+package eventlog
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/recsys-dev/recsys/feedback"
 	"net"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestSink_PublishBrokerDownAndBack(t *testing.T) {
 
 	var outcomes []Outcome
 	for _, ev := range evs[:20] {
-		out, err := s.PublishBatch(ctx, []Event{ev}, nil)
+		out, err := s.PublishBatch(ctx, []feedback.Event{ev}, nil)
 		if err != nil {
 			t.Fatalf("Publish with the broker up: %v", err)
 		}
@@ -105,7 +106,7 @@ func TestSink_PublishBrokerDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range evs[20:40] {
-		out, err := s.PublishBatch(ctx, []Event{ev}, nil)
+		out, err := s.PublishBatch(ctx, []feedback.Event{ev}, nil)
 		if err != nil {
 			t.Fatalf("Publish with the broker down must spool, got %v", err)
 		}
@@ -138,7 +139,7 @@ func TestSink_PublishBrokerDownAndBack(t *testing.T) {
 	// Per-user order survives the spool: positions count each user's events.
 	last := map[string]int{}
 	for _, ev := range got {
-		if ev.Type == TypeImpression || seen[ev.EventID] > 1 {
+		if ev.Type == feedback.TypeImpression || seen[ev.EventID] > 1 {
 			continue
 		}
 		if p := *ev.Position; p < last[ev.UserID] {
@@ -172,7 +173,7 @@ func TestSink_PublishBatchDeadLetters(t *testing.T) {
 		t.Fatalf("main topic holds %d events, want %d (no dead letter)", len(got), len(evs))
 	}
 	dcfg := cfg
-	dcfg.Topic = cfg.withDefaults().DeadLetterTopic
+	dcfg.Topic = cfg.WithDefaults().DeadLetterTopic
 	var dls []DeadLetter
 	var headers []string
 	readRaw(t, dcfg, func(r *kgo.Record) {
@@ -192,7 +193,7 @@ func TestSink_PublishBatchDeadLetters(t *testing.T) {
 	if v := gatheredValue(t, reg, "recsys_feedback_dead_letters_total", nil); v != 1 {
 		t.Errorf("dead_letters_total = %v", v)
 	}
-	if v := gatheredValue(t, reg, "recsys_feedback_accepted_total", map[string]string{"type": TypeClick}); v != 2 {
+	if v := gatheredValue(t, reg, "recsys_feedback_accepted_total", map[string]string{"type": feedback.TypeClick}); v != 2 {
 		t.Errorf("accepted_total{click} = %v, want 2", v)
 	}
 }
@@ -305,9 +306,9 @@ func TestSink_PublishAsyncSpoolsWhileBrokerDown(t *testing.T) {
 	cfg.ProduceTimeout = time.Second
 	s, p := newTestSink(t, cfg, t.TempDir(), nil)
 	runSink(t, s)
-	var imps []Event
+	var imps []feedback.Event
 	for _, ev := range testEvents(60) {
-		if ev.Type == TypeImpression {
+		if ev.Type == feedback.TypeImpression {
 			imps = append(imps, ev)
 		}
 	}
@@ -325,9 +326,9 @@ func TestSink_PublishAsyncSpoolsWhileBrokerDown(t *testing.T) {
 	}
 	// The async records fail after the produce timeout and are spooled.
 	deadline := time.Now().Add(30 * time.Second)
-	for eventsCount(t, p, TypeImpression, "spooled") < float64(len(imps)-5) {
+	for eventsCount(t, p, feedback.TypeImpression, "spooled") < float64(len(imps)-5) {
 		if time.Now().After(deadline) {
-			t.Fatalf("spooled %v of %d impressions sent while the broker was down", eventsCount(t, p, TypeImpression, "spooled"), len(imps)-5)
+			t.Fatalf("spooled %v of %d impressions sent while the broker was down", eventsCount(t, p, feedback.TypeImpression, "spooled"), len(imps)-5)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

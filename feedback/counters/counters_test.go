@@ -1,10 +1,11 @@
-package feedback
+package counters
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/feedback"
 	"math"
 	"slices"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recsys-dev/recsys/feedback/eventlog"
+	"github.com/recsys-dev/recsys/internal/eventtest"
 	"github.com/recsys-dev/recsys/internal/realtime"
 	"github.com/recsys-dev/recsys/internal/redisd"
 )
@@ -43,18 +46,39 @@ func redisServers(t *testing.T) map[string]string {
 	return out
 }
 
-func TestCounters_Run(t *testing.T) {
+// startBroker starts an in-memory embedded broker for the test, and a
+// producer whose topic exists.
+func startBroker(t *testing.T) (eventlog.Config, *eventlog.Producer) {
+	t.Helper()
+	b, err := eventlog.StartBroker(eventlog.BrokerConfig{Addr: "127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	cfg := eventlog.Config{Brokers: b.Addrs(), Topic: "test.events", ClientID: "counters-test", ProduceTimeout: 10 * time.Second, Partitions: 3}
+	p, err := eventlog.NewProducer(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.EnsureTopic(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, p
+}
+
+func TestUpdater_Run(t *testing.T) {
 	for name, addr := range redisServers(t) {
 		t.Run(name, func(t *testing.T) {
-			b := startTestBroker(t, "")
-			cfg := testConfig(b)
-			p := newTestProducer(t, cfg, nil)
+			cfg, p := startBroker(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			rdb := redis.NewClient(&redis.Options{Addr: addr})
 			defer rdb.Close()
 
-			evs := testEvents(30) // 10 impressions of items a and b, 10 clicks, 10 purchases
+			evs := eventtest.Events(30) // 10 impressions of items a and b, 10 clicks, 10 purchases
 			for _, ev := range evs {
 				if err := p.Publish(ctx, ev); err != nil {
 					t.Fatal(err)
@@ -67,8 +91,8 @@ func TestCounters_Run(t *testing.T) {
 				}
 			}
 			reg := prometheus.NewRegistry()
-			ccfg := CountersConfig{Group: "g-" + name, KeyPrefix: "t"}
-			c, err := NewCounters(cfg, ccfg, rdb, nil, reg)
+			ccfg := Config{Group: "g-" + name, KeyPrefix: "t"}
+			c, err := New(cfg, ccfg, rdb, nil, reg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,18 +108,18 @@ func TestCounters_Run(t *testing.T) {
 					t.Errorf("%s = %d (%v), want %d", key, got, err, want)
 				}
 			}
-			if v := gatheredValue(t, reg, "recsys_feedback_consumer_lag", map[string]string{"group": ccfg.Group}); v != 0 {
+			if v := eventtest.Gathered(t, reg, "recsys_feedback_consumer_lag", map[string]string{"group": ccfg.Group}); v != 0 {
 				t.Errorf("lag after catching up = %v", v)
 			}
 
 			// A restarted updater resumes from the committed offsets: only
 			// the new events are read.
-			late := testEvents(31)[30]
+			late := eventtest.Events(31)[30]
 			late.EventID = "late"
 			if err := p.Publish(ctx, late); err != nil {
 				t.Fatal(err)
 			}
-			c2, err := NewCounters(cfg, ccfg, rdb, nil, nil)
+			c2, err := New(cfg, ccfg, rdb, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +133,7 @@ func TestCounters_Run(t *testing.T) {
 	}
 }
 
-func runCounters(t *testing.T, c *Counters) func() {
+func runCounters(t *testing.T, c *Updater) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -130,7 +154,7 @@ func runCounters(t *testing.T, c *Counters) func() {
 
 // waitCounted polls until c has counted n events; the deadline only turns
 // a hang into a failure.
-func waitCounted(t *testing.T, c *Counters, n int64) {
+func waitCounted(t *testing.T, c *Updater, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -145,20 +169,20 @@ func waitCounted(t *testing.T, c *Counters, n int64) {
 	}
 }
 
-func TestCountersConfig_Validate(t *testing.T) {
+func TestConfig_Validate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  CountersConfig
+		cfg  Config
 		ok   bool
 	}{
-		{"zero", CountersConfig{}, true},
-		{"set", CountersConfig{Group: "g", KeyPrefix: "p", DedupeWindow: time.Hour}, true},
-		{"negative window", CountersConfig{DedupeWindow: -1}, false},
-		{"sub-second window", CountersConfig{DedupeWindow: time.Millisecond}, false},
-		{"sub-second half-life", CountersConfig{HalfLife: time.Millisecond}, false},
-		{"history too long", CountersConfig{HistoryLength: 1001}, false},
-		{"negative history", CountersConfig{HistoryLength: -1}, false},
-		{"history ttl under a minute", CountersConfig{HistoryTTL: time.Second}, false},
+		{"zero", Config{}, true},
+		{"set", Config{Group: "g", KeyPrefix: "p", DedupeWindow: time.Hour}, true},
+		{"negative window", Config{DedupeWindow: -1}, false},
+		{"sub-second window", Config{DedupeWindow: time.Millisecond}, false},
+		{"sub-second half-life", Config{HalfLife: time.Millisecond}, false},
+		{"history too long", Config{HistoryLength: 1001}, false},
+		{"negative history", Config{HistoryLength: -1}, false},
+		{"history ttl under a minute", Config{HistoryTTL: time.Second}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,37 +195,37 @@ func TestCountersConfig_Validate(t *testing.T) {
 
 // TestCounters_RealtimeState checks the decayed item counts and the user
 // histories the ranker's counter and user features read, on both servers.
-func TestCounters_RealtimeState(t *testing.T) {
+func TestUpdater_RealtimeState(t *testing.T) {
 	for name, addr := range redisServers(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			rdb := redis.NewClient(&redis.Options{Addr: addr})
 			defer rdb.Close()
 			const h = time.Hour
-			c, err := NewCounters(Config{Brokers: []string{"127.0.0.1:1"}}, CountersConfig{KeyPrefix: "rt", HalfLife: h, HistoryLength: 3}, rdb, nil, nil)
+			c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "rt", HalfLife: h, HistoryLength: 3}, rdb, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 			n := 0
-			ev := func(typ, user, item string, at time.Time) Event {
+			ev := func(typ, user, item string, at time.Time) feedback.Event {
 				n++
-				e := Event{EventID: fmt.Sprintf("e%d", n), Type: typ, SchemaVersion: SchemaVersion, Timestamp: at, UserID: user, ItemID: item}
-				if typ == TypeImpression {
-					e.ItemID, e.Surface = "", SurfaceSearch
-					e.Items = []ImpressionItem{{ItemID: item}, {ItemID: "other", Position: 1}}
+				e := feedback.Event{EventID: fmt.Sprintf("e%d", n), Type: typ, SchemaVersion: feedback.SchemaVersion, Timestamp: at, UserID: user, ItemID: item}
+				if typ == feedback.TypeImpression {
+					e.ItemID, e.Surface = "", feedback.SurfaceSearch
+					e.Items = []feedback.ImpressionItem{{ItemID: item}, {ItemID: "other", Position: 1}}
 				}
 				return e
 			}
-			evs := []Event{
-				ev(TypeImpression, "u1", "a", t0),
-				ev(TypeImpression, "u1", "a", t0.Add(h)),  // decays the first to 0.5: 1.5
-				ev(TypeImpression, "u2", "a", t0.Add(-h)), // late, older than the reference: adds 0.25
-				ev(TypeClick, "u1", "a", t0.Add(h)),       // 1 click at the reference
-				ev(TypeClick, "u1", "b", t0.Add(2*h)),     // b's own reference
-				ev(TypePurchase, "u1", "c", t0.Add(2*h)),  // history only
-				ev(TypeAddToCart, "u1", "d", t0.Add(3*h)), // history only; trims "a" off
-				ev(TypeDwell, "u1", "e", t0.Add(3*h)),     // neither
+			evs := []feedback.Event{
+				ev(feedback.TypeImpression, "u1", "a", t0),
+				ev(feedback.TypeImpression, "u1", "a", t0.Add(h)),  // decays the first to 0.5: 1.5
+				ev(feedback.TypeImpression, "u2", "a", t0.Add(-h)), // late, older than the reference: adds 0.25
+				ev(feedback.TypeClick, "u1", "a", t0.Add(h)),       // 1 click at the reference
+				ev(feedback.TypeClick, "u1", "b", t0.Add(2*h)),     // b's own reference
+				ev(feedback.TypePurchase, "u1", "c", t0.Add(2*h)),  // history only
+				ev(feedback.TypeAddToCart, "u1", "d", t0.Add(3*h)), // history only; trims "a" off
+				ev(feedback.TypeDwell, "u1", "e", t0.Add(3*h)),     // neither
 			}
 			dwell := int64(5)
 			evs[len(evs)-1].DwellMS = &dwell
