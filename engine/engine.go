@@ -38,6 +38,10 @@ type Config struct {
 	ExploreRate float64 `yaml:"explore_rate"`
 	// Retrieval chooses and merges the candidate sources of text queries.
 	Retrieval RetrievalConfig `yaml:"retrieval"`
+	// SeedCheck is how often the live bundle's ready marker in the feature
+	// store is checked, so features lost with a Redis restart are written
+	// again without a reload. 0 means 1s.
+	SeedCheck time.Duration `yaml:"seed_check"`
 }
 
 // Validate reports every bad value with its key.
@@ -57,6 +61,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueryCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("query_cache_size: must be >= 0"))
+	}
+	if c.SeedCheck < 0 {
+		errs = append(errs, fmt.Errorf("seed_check: must be >= 0 (0 means 1s)"))
 	}
 	if !(c.ExploreRate >= 0 && c.ExploreRate <= 1) {
 		errs = append(errs, fmt.Errorf("explore_rate: must be in [0, 1], got %g", c.ExploreRate))
@@ -120,6 +127,7 @@ type Engine struct {
 	cache   *embed.Cache
 	m       *metrics
 	current atomic.Pointer[Generation]
+	reseed  chan struct{}
 }
 
 // New returns an engine with no bundle loaded; call Load before serving.
@@ -136,7 +144,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	e := &Engine{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, reseed: make(chan struct{}, 1)}
 	var err error
 	if e.m, err = newMetrics(deps.Registerer); err != nil {
 		return nil, err
@@ -186,10 +194,18 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 			return fmt.Errorf("load bundle %s: %w", g.Version(), err)
 		}
 	}
-	if err := e.seed(ctx, g); err != nil {
-		g.close()
-		e.m.loads.WithLabelValues("refused").Inc()
-		return err
+	// The feature store is shared by every replica and a degradation, not
+	// a dependency: a bundle loads while it is down, served with default
+	// features (flagged), and Run seeds it when it answers.
+	if e.deps.Seeder != nil {
+		g.unseeded.Store(true)
+		sctx, cancel := context.WithTimeout(ctx, seedAtLoad)
+		err := e.seed(sctx, g)
+		cancel()
+		if err != nil {
+			e.m.seeds.WithLabelValues("failed").Inc()
+			e.log.Warn("feature store not seeded at load; serving default item features until it is", "bundle", g.Version(), "err", err)
+		}
 	}
 	if err := e.smoke(ctx, g); err != nil {
 		g.close()
@@ -218,6 +234,8 @@ func (e *Engine) Close() {
 	}
 }
 
+// seed writes g's item features into the store unless its ready marker
+// says they are there, and clears g.unseeded when the store holds them.
 func (e *Engine) seed(ctx context.Context, g *Generation) error {
 	s := e.deps.Seeder
 	if s == nil {
@@ -228,9 +246,11 @@ func (e *Engine) seed(ctx context.Context, g *Generation) error {
 		return fmt.Errorf("load bundle %s: feature store: %w", g.Version(), err)
 	}
 	if ok {
+		g.unseeded.Store(false)
 		return nil
 	}
-	rows, err := bundle.ReadFeatureRows(g.Dir, g.Manifest)
+	g.unseeded.Store(true)
+	rows, err := g.featureRows()
 	if err != nil {
 		return fmt.Errorf("load bundle %s: %w", g.Version(), err)
 	}
@@ -244,6 +264,8 @@ func (e *Engine) seed(ctx context.Context, g *Generation) error {
 	if err := s.MarkReady(ctx, g.Version()); err != nil {
 		return fmt.Errorf("load bundle %s: seed features: %w", g.Version(), err)
 	}
+	g.unseeded.Store(false)
+	e.m.seeds.WithLabelValues("seeded").Inc()
 	e.log.Info("seeded feature store from bundle", "version", g.Version(), "items", len(ids))
 	return nil
 }

@@ -56,6 +56,10 @@ type Generation struct {
 	// the engine has no feature store.
 	itemRows []float32
 
+	// unseeded: the feature store does not hold (or may have lost) this
+	// generation's item features; Run re-seeds it.
+	unseeded atomic.Bool
+
 	refs    atomic.Int64
 	retired atomic.Bool
 	once    sync.Once
@@ -243,4 +247,18 @@ func (g *Generation) close() {
 	if g.scorer != nil {
 		g.scorer.Close()
 	}
+}
+
+// featureRows are the bundle's item feature rows, one slice per item: the
+// ones in memory when loaded, else read from the features file.
+func (g *Generation) featureRows() ([][]float32, error) {
+	if g.itemRows == nil {
+		return bundle.ReadFeatureRows(g.Dir, g.Manifest)
+	}
+	f := g.layout.ItemLen()
+	rows := make([][]float32, len(g.items))
+	for i := range rows {
+		rows[i] = g.itemRows[i*f : (i+1)*f : (i+1)*f]
+	}
+	return rows, nil
 }

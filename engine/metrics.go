@@ -14,6 +14,7 @@ type metrics struct {
 	loads    *prometheus.CounterVec
 	bundle   *prometheus.GaugeVec
 	explored *prometheus.CounterVec
+	seeds    *prometheus.CounterVec
 }
 
 // indexCollector reports the live index's search strategy counters. They
@@ -80,9 +81,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_engine_explored_total",
 			Help: "Responses shown in a random order for position-bias estimation (engine.explore_rate).",
 		}, []string{"surface"}),
+		seeds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_engine_feature_seeds_total",
+			Help: "Writes of a bundle's item features into the feature store, at load or after the store lost them, by result (seeded, failed).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored} {
+		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}

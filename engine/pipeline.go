@@ -331,7 +331,14 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	rows := make([]float32, n*fi)
 	var err error
 	if e.deps.Features != nil {
-		_, err = e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
+		var missing int
+		missing, err = e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
+		if err == nil && missing > 0 {
+			// Every item of the bundle has a row once it is seeded: a gap
+			// means the store lost them. Say so, and have Run re-seed.
+			err = fmt.Errorf("%d of %d item feature rows missing from the store", missing, len(ids))
+			e.kickSeed()
+		}
 	} else {
 		for i, h := range hits {
 			copy(rows[i*fi:(i+1)*fi], g.itemRows[int(h.id)*fi:(int(h.id)+1)*fi])

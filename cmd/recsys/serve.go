@@ -156,12 +156,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
+	s.goBackground(s.Engine.Run)
 
 	s.API, err = api.New(cfg.Server, api.Deps{
 		Engine: s.Engine, Feedback: s.sink, Logger: log,
 		Registerer: s.Registry, Gatherer: s.Registry,
 		Checks: []api.Check{
 			{Name: "bundle", Fn: s.Engine.Ready},
+			{Name: "features", Fn: s.Engine.FeaturesReady, Degrades: true},
 			{Name: "redis", Fn: func(ctx context.Context) error { return pingRedis(ctx, client) }, Degrades: true},
 			{Name: "kafka", Fn: s.producer.Ping, Degrades: s.sink.HasSpool()},
 		},

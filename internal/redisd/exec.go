@@ -64,25 +64,40 @@ func Exec(ctx context.Context) (*Proc, error) {
 	return nil, lastErr
 }
 
+// ExecOn starts redis-server on port (a restart on the address an earlier
+// one had, say), with extra arguments appended to the usual ones.
+func ExecOn(ctx context.Context, port int, extra ...string) (*Proc, error) {
+	bin, err := binaryPath()
+	if err != nil {
+		return nil, err
+	}
+	return execPort(ctx, bin, port, extra)
+}
+
 func execOnce(ctx context.Context, bin string) (*Proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("exec redis-server: %w", err)
 	}
+	return execPort(ctx, bin, port, nil)
+}
+
+func execPort(ctx context.Context, bin string, port int, extra []string) (*Proc, error) {
 	dir, err := os.MkdirTemp("", "redisd-*")
 	if err != nil {
 		return nil, fmt.Errorf("exec redis-server: %w", err)
 	}
 	// --dir keeps any stray file out of the caller's working directory even
 	// though --save "" and --appendonly no mean nothing should be written.
-	cmd := exec.Command(bin,
+	args := append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", dir,
 		"--protected-mode", "yes",
-	)
+	}, extra...)
+	cmd := exec.Command(bin, args...)
 	out := &syncBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -163,6 +178,13 @@ func freePort() (int, error) {
 
 // Addr is the host:port redis-server listens on.
 func (p *Proc) Addr() string { return p.addr }
+
+// Port is the port redis-server listens on.
+func (p *Proc) Port() int {
+	_, port, _ := net.SplitHostPort(p.addr)
+	n, _ := strconv.Atoi(port)
+	return n
+}
 
 // Close kills the process, waits for it and removes its directory. It is
 // safe to call more than once.
