@@ -184,7 +184,7 @@ func (c *Config) Validate() error {
 	// An empty address selects the embedded server; the section's other
 	// keys are still checked, against a placeholder address.
 	redisCfg, kafkaCfg := c.Redis, c.Kafka.Config
-	if redisCfg.Addr == "" {
+	if redisCfg.Addr == "" && (redisCfg.Mode == "" || redisCfg.Mode == rank.RedisSingle) {
 		redisCfg.Addr = "127.0.0.1:6379"
 	}
 	if len(kafkaCfg.Brokers) == 0 {

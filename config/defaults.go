@@ -41,7 +41,7 @@ func Default() *Config {
 				{Name: "brand-diversity", Action: "cap", By: "brand", Max: 3},
 			},
 		},
-		Redis: rank.RedisConfig{DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
+		Redis: rank.RedisConfig{Mode: rank.RedisSingle, Addrs: []string{}, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond},
 		Kafka: Kafka{
 			Config: eventlog.Config{
 				Brokers: []string{}, Topic: "recsys.events", ClientID: "recsys", ProduceTimeout: 5 * time.Second, SpoolAfter: 500 * time.Millisecond,

@@ -2,6 +2,7 @@ package rank
 
 import (
 	"encoding/json"
+	"github.com/redis/go-redis/v9"
 	"math"
 	"slices"
 	"strings"
@@ -325,10 +326,43 @@ func TestRedisConfig_Validate(t *testing.T) {
 
 func TestNewRedisClient(t *testing.T) {
 	t.Setenv(EnvRedisPassword, "s3cret")
-	c := NewRedisClient(RedisConfig{Addr: "127.0.0.1:1", DB: 3, PoolSize: 7, ReadTimeout: time.Second})
+	c := NewRedisClient(RedisConfig{Addr: "127.0.0.1:1", DB: 3, PoolSize: 7, ReadTimeout: time.Second, Username: "svc"})
 	defer c.Close()
-	o := c.Options()
-	if o.Password != "s3cret" || o.DB != 3 || o.PoolSize != 7 || o.ReadTimeout != time.Second || o.Addr != "127.0.0.1:1" {
+	o := c.(*redis.Client).Options()
+	if o.Password != "s3cret" || o.DB != 3 || o.PoolSize != 7 || o.ReadTimeout != time.Second || o.Addr != "127.0.0.1:1" || o.Username != "svc" {
 		t.Fatalf("options not taken from config and env: %+v", o)
+	}
+	cc := NewRedisClient(RedisConfig{Mode: RedisCluster, Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}})
+	defer cc.Close()
+	if co := cc.(*redis.ClusterClient).Options(); len(co.Addrs) != 2 || co.Password != "s3cret" {
+		t.Fatalf("cluster options: %+v", co)
+	}
+	fc := NewRedisClient(RedisConfig{Mode: RedisSentinel, Addrs: []string{"127.0.0.1:26379"}, MasterName: "main"})
+	defer fc.Close()
+	if _, ok := fc.(*redis.Client); !ok {
+		t.Fatalf("sentinel mode built %T, want a failover *redis.Client", fc)
+	}
+}
+
+func TestRedisConfig_ValidateModes(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  RedisConfig
+		want string
+	}{
+		{RedisConfig{Addr: "a:1"}, ""},
+		{RedisConfig{Mode: RedisCluster, Addrs: []string{"a:1", "b:1"}}, ""},
+		{RedisConfig{Mode: RedisSentinel, Addrs: []string{"s:26379"}, MasterName: "m"}, ""},
+		{RedisConfig{}, "addr: must not be empty"},
+		{RedisConfig{Addr: "a:1", Addrs: []string{"b:1"}}, "addrs: only for mode cluster or sentinel"},
+		{RedisConfig{Mode: RedisCluster}, "addrs: a cluster needs at least one seed node"},
+		{RedisConfig{Mode: RedisCluster, Addr: "a:1", DB: 2}, "db: a Redis Cluster has only database 0"},
+		{RedisConfig{Mode: RedisSentinel, Addrs: []string{"s:1"}}, "master_name: sentinel mode needs"},
+		{RedisConfig{Mode: "ring", Addr: "a:1"}, "mode: must be single, cluster or sentinel"},
+		{RedisConfig{Addr: "a:1", MasterName: "m"}, "master_name: only for mode sentinel"},
+	} {
+		err := tc.cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: Validate() = %v, want %q", tc.cfg, err, tc.want)
+		}
 	}
 }

@@ -40,19 +40,19 @@ func (s *Store) FetchRealtime(ctx context.Context, now time.Time, user string, i
 		defer cancel()
 	}
 	pipe := s.client.Pipeline()
-	var mget *redis.SliceCmd
+	var items func() ([]any, error)
 	if counters && len(ids) > 0 {
 		keys := make([]string, len(ids))
 		for i, id := range ids {
 			keys[i] = realtime.ItemKey(s.rtPrefix, id)
 		}
-		mget = pipe.MGet(ctx, keys...)
+		items = mget(ctx, s.client, pipe, keys)
 	}
 	var hist *redis.StringSliceCmd
 	if user != "" {
 		hist = pipe.LRange(ctx, realtime.UserKey(s.rtPrefix, user), 0, -1)
 	}
-	if mget == nil && hist == nil {
+	if items == nil && hist == nil {
 		return Realtime{}, nil
 	}
 	start := time.Now()
@@ -62,9 +62,13 @@ func (s *Store) FetchRealtime(ctx context.Context, now time.Time, user string, i
 		return Realtime{}, fmt.Errorf("fetch real-time features: %w", err)
 	}
 	var out Realtime
-	if mget != nil {
+	if items != nil {
+		vals, err := items()
+		if err != nil {
+			return Realtime{}, fmt.Errorf("fetch real-time features: %w", err)
+		}
 		out.Items = make([]realtime.Stats, len(ids))
-		for i, v := range mget.Val() {
+		for i, v := range vals {
 			if str, ok := v.(string); ok {
 				if st, ok := realtime.Parse(str); ok {
 					out.Items[i] = st.DecayTo(now, s.rtHalfLife)

@@ -2,6 +2,7 @@ package rank
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -12,10 +13,27 @@ import (
 // password; secrets never live in the YAML file.
 const EnvRedisPassword = "RECSYS_REDIS_PASSWORD"
 
-// RedisConfig is how to reach the feature store's Redis.
+// Redis deployment modes.
+const (
+	RedisSingle   = "single"
+	RedisCluster  = "cluster"
+	RedisSentinel = "sentinel"
+)
+
+// RedisConfig is how to reach the feature store's Redis: one server, a
+// Redis Cluster (Addrs are seed nodes) or a Sentinel-managed primary
+// (Addrs are the sentinels, MasterName the primary's name).
 type RedisConfig struct {
+	Mode string `yaml:"mode"`
 	Addr string `yaml:"addr"`
-	DB   int    `yaml:"db"`
+	// Addrs are the seed nodes of a cluster or the sentinels; a single
+	// server uses Addr.
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	// Username is the ACL user; the password is read from
+	// RECSYS_REDIS_PASSWORD, never from the file.
+	Username string `yaml:"username"`
+	DB       int    `yaml:"db"`
 	// Zero timeouts and pool size take go-redis's defaults.
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
@@ -26,8 +44,33 @@ type RedisConfig struct {
 // Validate reports every problem, each naming its key.
 func (c RedisConfig) Validate() error {
 	var errs []error
-	if c.Addr == "" {
-		errs = append(errs, errors.New("addr: must not be empty"))
+	switch c.Mode {
+	case "", RedisSingle:
+		if c.Addr == "" {
+			errs = append(errs, errors.New("addr: must not be empty"))
+		}
+		if len(c.Addrs) > 0 {
+			errs = append(errs, errors.New("addrs: only for mode cluster or sentinel; a single server uses addr"))
+		}
+	case RedisCluster:
+		if len(c.Addrs) == 0 && c.Addr == "" {
+			errs = append(errs, errors.New("addrs: a cluster needs at least one seed node"))
+		}
+		if c.DB != 0 {
+			errs = append(errs, errors.New("db: a Redis Cluster has only database 0"))
+		}
+	case RedisSentinel:
+		if len(c.Addrs) == 0 {
+			errs = append(errs, errors.New("addrs: sentinel mode needs the sentinels' addresses"))
+		}
+		if c.MasterName == "" {
+			errs = append(errs, errors.New("master_name: sentinel mode needs the primary's name"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode: must be single, cluster or sentinel, got %q", c.Mode))
+	}
+	if c.MasterName != "" && c.Mode != RedisSentinel {
+		errs = append(errs, errors.New("master_name: only for mode sentinel"))
 	}
 	if c.DB < 0 {
 		errs = append(errs, errors.New("db: must be >= 0"))
@@ -49,11 +92,18 @@ func (c RedisConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// NewRedisClient builds a client from cfg and the password in
-// RECSYS_REDIS_PASSWORD. It does not connect; call Store.Ping to check.
-func NewRedisClient(cfg RedisConfig) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr:         cfg.Addr,
+// NewRedisClient builds a client for cfg's mode with the password in
+// RECSYS_REDIS_PASSWORD: a *redis.Client, *redis.ClusterClient or a
+// failover client. It does not connect; call Store.Ping to check.
+func NewRedisClient(cfg RedisConfig) redis.UniversalClient {
+	addrs := cfg.Addrs
+	if len(addrs) == 0 && cfg.Addr != "" {
+		addrs = []string{cfg.Addr}
+	}
+	opt := &redis.UniversalOptions{
+		Addrs:        addrs,
+		MasterName:   cfg.MasterName,
+		Username:     cfg.Username,
 		DB:           cfg.DB,
 		Password:     os.Getenv(EnvRedisPassword),
 		DialTimeout:  cfg.DialTimeout,
@@ -67,5 +117,12 @@ func NewRedisClient(cfg RedisConfig) *redis.Client {
 		// on the wire, and a slow Redis holds a request for read_timeout
 		// instead of rank.fetch_timeout.
 		ContextTimeoutEnabled: true,
-	})
+	}
+	switch cfg.Mode {
+	case RedisCluster:
+		return redis.NewClusterClient(opt.Cluster())
+	case RedisSentinel:
+		return redis.NewFailoverClient(opt.Failover())
+	}
+	return redis.NewClient(opt.Simple())
 }

@@ -224,8 +224,9 @@ func (s *Store) Ready(ctx context.Context, version string) (bool, error) {
 // error dst holds defaults throughout so a caller that degrades can still use
 // it. The configured fetch timeout applies on top of ctx's deadline.
 //
-// On a Redis Cluster, go-redis splits the MGET by shard and runs the parts in
-// parallel, so it stays one round trip per shard.
+// On a Redis Cluster the keys are read one GET each in a pipeline, which
+// go-redis sends to each node in one round trip: a cluster refuses an MGET
+// whose keys live in different hash slots.
 func (s *Store) Fetch(ctx context.Context, version string, ids []string, dst []float32, defaults []float32) (missing int, err error) {
 	f := len(defaults)
 	if len(dst) != len(ids)*f {
@@ -267,7 +268,13 @@ func (s *Store) Fetch(ctx context.Context, version string, ids []string, dst []f
 		off = end
 	}
 	start := time.Now()
-	vals, err := s.client.MGet(ctx, keys...).Result()
+	pipe := s.client.Pipeline()
+	read := mget(ctx, s.client, pipe, keys)
+	_, err = pipe.Exec(ctx)
+	var vals []any
+	if err == nil || errors.Is(err, redis.Nil) {
+		vals, err = read()
+	}
 	s.fetchSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.missing.WithLabelValues(missingAbsent).Add(float64(len(ids)))
@@ -365,4 +372,33 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping feature store: %w", err)
 	}
 	return nil
+}
+
+// mget queues a read of keys on pipe and returns the values once pipe ran:
+// one MGET on a single server; on a Redis Cluster, which refuses an MGET
+// across hash slots, one GET per key (the pipeline groups them by node).
+// An absent key reads as nil, as MGET reports it.
+func mget(ctx context.Context, client redis.UniversalClient, pipe redis.Pipeliner, keys []string) func() ([]any, error) {
+	if _, ok := client.(*redis.ClusterClient); !ok {
+		cmd := pipe.MGet(ctx, keys...)
+		return func() ([]any, error) { return cmd.Result() }
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k)
+	}
+	return func() ([]any, error) {
+		out := make([]any, len(cmds))
+		for i, c := range cmds {
+			v, err := c.Result()
+			switch {
+			case err == nil:
+				out[i] = v
+			case errors.Is(err, redis.Nil):
+			default:
+				return nil, err
+			}
+		}
+		return out, nil
+	}
 }

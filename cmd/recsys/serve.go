@@ -120,7 +120,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	}
 
 	rcfg := cfg.Redis
-	if rcfg.Addr == "" {
+	if rcfg.Addr == "" && (rcfg.Mode == "" || rcfg.Mode == rank.RedisSingle) {
 		r, err := redisd.Start(cfg.Embedded.RedisAddr)
 		if err != nil {
 			return nil, err
@@ -138,12 +138,6 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	}
 	ccfg := cfg.Kafka.Counters.WithDefaults()
 	store.UseRealtime(ccfg.KeyPrefix, ccfg.HalfLife)
-	counters, err := counters.New(kcfg, ccfg, client, log, s.Registry)
-	if err != nil {
-		return nil, err
-	}
-	s.goBackground(func(ctx context.Context) error { return counters.Run(ctx) })
-
 	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
 		Features: store, Realtime: store, Seeder: store, Impressions: s.sink, Rules: set,
 		Load:   loadOptions(cfg),
@@ -157,6 +151,18 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	s.goBackground(s.Engine.Run)
+	// Started once a bundle is live: only its items are counted, and an
+	// event naming another goes to the dead-letter topic.
+	updater, err := counters.New(kcfg, ccfg, client, counters.Options{Logger: log, Registerer: s.Registry,
+		Known: s.Engine.Has,
+		DeadLetters: func(ctx context.Context, dead []eventlog.DeadLetter) error {
+			_, err := s.sink.PublishBatch(ctx, nil, dead)
+			return err
+		}})
+	if err != nil {
+		return nil, err
+	}
+	s.goBackground(updater.Run)
 
 	s.API, err = api.New(cfg.Server, api.Deps{
 		Engine: s.Engine, Feedback: s.sink, Logger: log,
@@ -254,7 +260,7 @@ func (s *Server) goBackground(fn func(ctx context.Context) error) {
 	s.closers = append(s.closers, func() { cancel(); <-done })
 }
 
-func pingRedis(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }
+func pingRedis(ctx context.Context, c redis.UniversalClient) error { return c.Ping(ctx).Err() }
 
 // reload loads the bundle CURRENT names if it is not the live one. A bundle
 // that fails to load is refused and the live one keeps serving.

@@ -33,9 +33,8 @@ type Config struct {
 	// Group is the consumer group; its committed offsets are where a
 	// restarted updater resumes.
 	Group string `yaml:"group"`
-	// KeyPrefix starts every Redis key the updater writes:
-	// <prefix>:imp:<item> and <prefix>:clk:<item> (also cart:, buy:),
-	// and <prefix>:seen:<event id> for deduplication.
+	// KeyPrefix starts every Redis key the updater writes (the layout of
+	// internal/realtime: decayed item counts, user histories, dedupe marks).
 	KeyPrefix string `yaml:"key_prefix"`
 	// DedupeWindow is how long an event id is remembered: a duplicate
 	// (a client retry, a redelivery after a crash) within it is not
@@ -97,48 +96,77 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// countScript remembers the event id and applies the event in one atomic
-// step, so a crash can neither count an event without remembering it (a
-// double count on redelivery) nor remember it without counting it.
+// A record is applied exactly once per key even though a redelivered
+// batch, a client's retry and a spool redelivery all bring records again,
+// and although on a Redis Cluster one event's keys live on several nodes
+// (no script may touch them together):
 //
-// KEYS: the seen key, then ARGV[2] raw counters to INCR, then ARGV[3] decayed
-// item keys (internal/realtime) to bump, then, when ARGV[7] is not empty, the
-// user's history list. ARGV: 1 dedupe TTL s, 2 and 3 the key counts, 4 the
-// decayed field (1 impressions, 2 clicks), 5 event time ms, 6 half-life ms,
-// 7 the item to push on the history, 8 history length, 9 history TTL ms,
-// 10 decayed keys' TTL ms.
+//   - The event's dedupe mark (realtime.SeenKey) is set to "<partition>:
+//     <offset>" of the first record that carried it. Another record with
+//     the same event id is a duplicate and is skipped; the same record read
+//     again (a batch re-read after a crash) goes on.
+//   - Each key then applies the record once: the item counts and the user
+//     history store the last offset per partition they applied, and a
+//     record at or below it changes nothing. A crash half-way through an
+//     event's keys is completed by the re-read without counting twice.
 //
-// A decayed value is "<impressions> <clicks> <reference ms>". An event newer
-// than the reference decays the counts to its time and adds 1; an older one
-// (events arrive out of order across partitions) adds its own decayed weight.
-var countScript = redis.NewScript(`
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local nIncr, nDecay = tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 2, 1 + nIncr do redis.call('INCR', KEYS[i]) end
-local field, t, h = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-for i = 2 + nIncr, 1 + nIncr + nDecay do
-  local imp, clk, ref = 0, 0, t
-  local v = redis.call('GET', KEYS[i])
-  if v then
-    local a, b, c = string.match(v, '^(%S+) (%S+) (%S+)$')
-    if c then imp, clk, ref = tonumber(a), tonumber(b), tonumber(c) end
+// Every script touches keys of one hash slot (see internal/realtime).
+
+// itemScript applies one record to one item's decayed counts. KEYS[1]: the
+// item key. ARGV: 1 field (1 impressions, 2 clicks), 2 event time ms, 3
+// half-life ms, 4 TTL ms, 5 partition, 6 offset. The value is
+// "<impressions> <clicks> <reference ms>" and then "<partition>:<offset>"
+// tokens. An event newer than the reference decays the counts to its time
+// and adds 1; an older one (events arrive out of order across partitions)
+// adds its own decayed weight.
+var itemScript = redis.NewScript(`
+local imp, clk, ref = 0, 0, tonumber(ARGV[2])
+local offs, order = {}, {}
+local v = redis.call('GET', KEYS[1])
+if v then
+  local i = 0
+  for tok in string.gmatch(v, '%S+') do
+    i = i + 1
+    if i == 1 then imp = tonumber(tok) or 0
+    elseif i == 2 then clk = tonumber(tok) or 0
+    elseif i == 3 then ref = tonumber(tok) or ref
+    else
+      local p, o = string.match(tok, '^(%d+):(%d+)$')
+      if p and not offs[p] then offs[p] = tonumber(o); order[#order + 1] = p end
+    end
   end
-  local add = 1
-  if t >= ref then
-    local f = 2 ^ (-(t - ref) / h)
-    imp, clk, ref = imp * f, clk * f, t
-  else
-    add = 2 ^ (-(ref - t) / h)
-  end
-  if field == 1 then imp = imp + add else clk = clk + add end
-  redis.call('SET', KEYS[i], string.format('%.9g %.9g %.0f', imp, clk, ref), 'PX', ARGV[10])
 end
-if ARGV[7] ~= '' then
-  local k = KEYS[#KEYS]
-  redis.call('LPUSH', k, ARGV[7])
-  redis.call('LTRIM', k, 0, tonumber(ARGV[8]) - 1)
-  redis.call('PEXPIRE', k, ARGV[9])
+local p, o = ARGV[5], tonumber(ARGV[6])
+if offs[p] and offs[p] >= o then return 0 end
+if not offs[p] then order[#order + 1] = p end
+offs[p] = o
+local t, h = tonumber(ARGV[2]), tonumber(ARGV[3])
+local add = 1
+if t >= ref then
+  local f = 2 ^ (-(t - ref) / h)
+  imp, clk, ref = imp * f, clk * f, t
+else
+  add = 2 ^ (-(ref - t) / h)
 end
+if ARGV[1] == '1' then imp = imp + add else clk = clk + add end
+local out = string.format('%.9g %.9g %.0f', imp, clk, ref)
+for _, q in ipairs(order) do out = out .. ' ' .. q .. ':' .. string.format('%.0f', offs[q]) end
+redis.call('SET', KEYS[1], out, 'PX', ARGV[4])
+return 1`)
+
+// userScript pushes one record's item onto a user's history. KEYS: the
+// history list and its offset key (one hash tag). ARGV: 1 item, 2 history
+// length, 3 TTL ms, 4 partition, 5 offset.
+var userScript = redis.NewScript(`
+local last = redis.call('GET', KEYS[2])
+if last then
+  local p, o = string.match(last, '^(%d+):(%d+)$')
+  if p == ARGV[4] and tonumber(o) >= tonumber(ARGV[5]) then return 0 end
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4] .. ':' .. ARGV[5], 'PX', ARGV[3])
 return 1`)
 
 // Updater is the real-time feature updater: a consumer in a consumer group
@@ -146,12 +174,14 @@ return 1`)
 // add-to-carts, purchases). Offsets are committed after Redis has the
 // batch, so a crash re-reads at most one batch, which the dedupe absorbs.
 type Updater struct {
-	cfg    eventlog.Config
-	ccfg   Config
-	rdb    redis.Cmdable
-	logger *slog.Logger
-	lag    *prometheus.GaugeVec
-	events *prometheus.CounterVec
+	cfg         eventlog.Config
+	ccfg        Config
+	rdb         redis.UniversalClient
+	known       func(string) bool
+	deadLetters func(context.Context, []eventlog.DeadLetter) error
+	logger      *slog.Logger
+	lag         *prometheus.GaugeVec
+	events      *prometheus.CounterVec
 
 	mu      sync.Mutex
 	lags    map[int32]int64
@@ -159,25 +189,44 @@ type Updater struct {
 	dups    int64
 }
 
+// ReasonUnknownItem starts the dead-letter reason of an event naming an
+// item the catalog does not hold.
+const ReasonUnknownItem = "unknown_item"
+
+// Options are the updater's collaborators.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Known reports whether an item id is in the live catalog; only those
+	// are counted, so Redis stays bounded by the catalog. nil counts every
+	// item.
+	Known func(id string) bool
+	// DeadLetters makes refused events durable on the dead-letter topic
+	// (unknown items, poison records); nil logs them.
+	DeadLetters func(ctx context.Context, dead []eventlog.DeadLetter) error
+}
+
 // New returns an updater reading cfg.Topic into rdb. Run starts it.
-func New(cfg eventlog.Config, ccfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Registerer) (*Updater, error) {
+func New(cfg eventlog.Config, ccfg Config, rdb redis.UniversalClient, o Options) (*Updater, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("feedback config: %w", err)
 	}
 	if err := ccfg.Validate(); err != nil {
 		return nil, fmt.Errorf("counters config: %w", err)
 	}
+	logger, reg := o.Logger, o.Registerer
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Updater{cfg: cfg.WithDefaults(), ccfg: ccfg.WithDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{}}
+	c := &Updater{cfg: cfg.WithDefaults(), ccfg: ccfg.WithDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{},
+		known: o.Known, deadLetters: o.DeadLetters}
 	c.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "recsys_feedback_consumer_lag",
 		Help: "Records on the events topic not yet processed by the consumer group, summed over partitions.",
 	}, []string{"group"})
 	c.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "recsys_feedback_consumed_total",
-		Help: "Records processed by a consumer group, by result (counted, duplicate, invalid).",
+		Help: "Records processed by a consumer group, by result (counted, duplicate, reread, invalid, unknown_item, poison).",
 	}, []string{"group", "result"})
 	if reg != nil {
 		for _, col := range []prometheus.Collector{c.lag, c.events} {
@@ -222,6 +271,12 @@ func (c *Updater) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		err := c.apply(ctx, recs)
+		if err != nil && ctx.Err() == nil && c.rdb.Ping(ctx).Err() == nil {
+			// Redis answers, yet the batch fails: a record is poison.
+			// Apply them one by one and dead-letter the ones that fail,
+			// rather than retry the batch forever.
+			err = c.isolate(ctx, recs, err)
+		}
 		if err == nil {
 			// A batch Redis holds is committed even when shutdown began
 			// meanwhile: the next run would otherwise re-read it and find
@@ -246,6 +301,28 @@ func (c *Updater) Run(ctx context.Context) error {
 		})
 		cl.AllowRebalance()
 	}
+}
+
+// isolate applies recs one at a time after the batch failed with cause
+// while Redis answered, dead-lettering each record that fails on its own.
+func (c *Updater) isolate(ctx context.Context, recs []*kgo.Record, cause error) error {
+	c.logger.Warn("counters: a batch failed while Redis answers; applying its records one by one", "records", len(recs), "err", cause)
+	for _, r := range recs {
+		err := c.apply(ctx, []*kgo.Record{r})
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil || c.rdb.Ping(ctx).Err() != nil {
+			return err // Redis went away meanwhile: an outage, retry later
+		}
+		c.events.WithLabelValues(c.ccfg.Group, "poison").Inc()
+		d := eventlog.DeadLetter{Source: "counters", Index: -1, Field: "record", Reason: "poison: " + err.Error(),
+			Payload: string(r.Value), Key: string(r.Key)}
+		if err := c.deadLetter(ctx, []eventlog.DeadLetter{d}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rewind makes the next poll return recs again (the batch that failed),
@@ -273,35 +350,111 @@ func (c *Updater) setLag(p int32, lag int64) {
 	c.lag.WithLabelValues(c.ccfg.Group).Set(float64(sum))
 }
 
-// apply counts every valid event of recs in one Redis pipeline.
+// chunk is how many records one round of pipelines covers: large enough
+// to amortise round trips, small enough that one Exec stays well inside
+// the client's read timeout on a busy server.
+const chunk = 256
+
+// apply counts every valid event of recs, chunk by chunk.
 func (c *Updater) apply(ctx context.Context, recs []*kgo.Record) error {
-	if len(recs) == 0 {
-		return nil
+	for start := 0; start < len(recs); start += chunk {
+		if err := c.applyChunk(ctx, recs[start:min(start+chunk, len(recs))]); err != nil {
+			return err
+		}
 	}
-	pipe := c.rdb.Pipeline()
-	ttl := strconv.Itoa(int(c.ccfg.DedupeWindow / time.Second))
-	var cmds []*redis.Cmd
-	invalid := 0
+	return nil
+}
+
+// work is one decoded record on its way into Redis.
+type work struct {
+	rec  *kgo.Record
+	ev   feedback.Event
+	mark string // "<partition>:<offset>"
+	set  *redis.BoolCmd
+	get  *redis.StringCmd
+	cmds []*redis.Cmd // the scripts queued for it
+}
+
+func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
+	p := c.ccfg.KeyPrefix
+	var (
+		ws      []*work
+		invalid int
+		dead    []eventlog.DeadLetter
+	)
 	for _, r := range recs {
 		ev, err := feedback.DecodeStored(r.Value)
 		if err != nil || ev.EventID == "" {
 			invalid++
 			continue
 		}
-		keys, args := c.scriptArgs(&ev, ttl)
-		cmds = append(cmds, countScript.Eval(ctx, pipe, keys, args...))
+		if reason := c.unknown(&ev); reason != "" {
+			dead = append(dead, eventlog.DeadLetter{Source: "counters", Index: -1, Field: "item_id", Reason: reason,
+				Payload: string(r.Value), Key: string(r.Key)})
+			continue
+		}
+		ws = append(ws, &work{rec: r, ev: ev, mark: strconv.Itoa(int(r.Partition)) + ":" + strconv.FormatInt(r.Offset, 10)})
 	}
-	if len(cmds) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("update counters: %w", err)
+	if len(dead) > 0 {
+		if err := c.deadLetter(ctx, dead); err != nil {
+			return err
 		}
 	}
-	var counted, dups int64
-	for _, cmd := range cmds {
-		if n, _ := cmd.Int64(); n == 1 {
+	// Marks: new, a re-read of the record that set it, or a duplicate.
+	ttl := c.ccfg.DedupeWindow
+	if err := c.pipelined(ctx, func(pipe redis.Pipeliner) {
+		for _, w := range ws {
+			w.set = pipe.SetNX(ctx, realtime.SeenKey(p, w.ev.EventID), w.mark, ttl)
+		}
+	}); err != nil {
+		return fmt.Errorf("update counters: dedupe marks: %w", err)
+	}
+	var again []*work
+	for _, w := range ws {
+		if !w.set.Val() {
+			again = append(again, w)
+		}
+	}
+	if len(again) > 0 {
+		if err := c.pipelined(ctx, func(pipe redis.Pipeliner) {
+			for _, w := range again {
+				w.get = pipe.Get(ctx, realtime.SeenKey(p, w.ev.EventID))
+			}
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("update counters: dedupe marks: %w", err)
+		}
+	}
+	var apply []*work
+	var dups int64
+	for _, w := range ws {
+		if w.get != nil && w.get.Val() != w.mark {
+			dups++
+			continue
+		}
+		apply = append(apply, w)
+	}
+	hl := c.ccfg.HalfLife.Milliseconds()
+	itemTTL := max(10*hl, (24 * time.Hour).Milliseconds())
+	if err := c.pipelined(ctx, func(pipe redis.Pipeliner) {
+		for _, w := range apply {
+			c.queue(ctx, pipe, w, hl, itemTTL)
+		}
+	}); err != nil {
+		return fmt.Errorf("update counters: %w", err)
+	}
+	// Counted: a new event, or a re-read that completed what a crash cut
+	// short. A re-read that found everything applied counts as neither.
+	var counted, rereads int64
+	for _, w := range apply {
+		changed := w.set.Val()
+		for _, cmd := range w.cmds {
+			n, _ := cmd.Int64()
+			changed = changed || n == 1
+		}
+		if changed {
 			counted++
 		} else {
-			dups++
+			rereads++
 		}
 	}
 	c.mu.Lock()
@@ -310,45 +463,95 @@ func (c *Updater) apply(ctx context.Context, recs []*kgo.Record) error {
 	c.mu.Unlock()
 	c.events.WithLabelValues(c.ccfg.Group, "counted").Add(float64(counted))
 	c.events.WithLabelValues(c.ccfg.Group, "duplicate").Add(float64(dups))
+	c.events.WithLabelValues(c.ccfg.Group, "reread").Add(float64(rereads))
 	c.events.WithLabelValues(c.ccfg.Group, "invalid").Add(float64(invalid))
+	c.events.WithLabelValues(c.ccfg.Group, "unknown_item").Add(float64(len(dead)))
 	return nil
 }
 
-// scriptArgs lays out countScript's keys and arguments for one event.
-func (c *Updater) scriptArgs(ev *feedback.Event, ttl string) ([]string, []any) {
-	p := c.ccfg.KeyPrefix
-	keys := []string{p + ":seen:" + ev.EventID}
-	var decayed []string
-	field, histItem := 2, ""
+// queue adds w's scripts to pipe: the decayed counts of every item it
+// touches and, for actions, the user's history. Dwell events are
+// remembered (marked) but change nothing: no feature reads them yet.
+func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, w *work, hl, itemTTL int64) {
+	p, ev := c.ccfg.KeyPrefix, &w.ev
+	w.cmds = w.cmds[:0] // a retried pipeline queues anew
+	part, off := strconv.Itoa(int(w.rec.Partition)), w.rec.Offset
+	t := ev.Timestamp.UnixMilli()
 	switch ev.Type {
 	case feedback.TypeImpression:
-		field = 1
 		for _, it := range ev.Items {
-			keys = append(keys, p+":imp:"+it.ItemID)
-			decayed = append(decayed, realtime.ItemKey(p, it.ItemID))
+			if c.known == nil || c.known(it.ItemID) {
+				w.cmds = append(w.cmds, itemScript.EvalSha(ctx, pipe, []string{realtime.ItemKey(p, it.ItemID)}, 1, t, hl, itemTTL, part, off))
+			}
 		}
 	case feedback.TypeClick:
-		keys = append(keys, p+":clk:"+ev.ItemID)
-		decayed = append(decayed, realtime.ItemKey(p, ev.ItemID))
-		histItem = ev.ItemID
-	case feedback.TypeAddToCart:
-		keys = append(keys, p+":cart:"+ev.ItemID)
-		histItem = ev.ItemID
-	case feedback.TypePurchase:
-		keys = append(keys, p+":buy:"+ev.ItemID)
-		histItem = ev.ItemID
+		w.cmds = append(w.cmds, itemScript.EvalSha(ctx, pipe, []string{realtime.ItemKey(p, ev.ItemID)}, 2, t, hl, itemTTL, part, off))
 	}
-	// dwell: remembered, not counted (no dwell feature yet).
-	nIncr := len(keys) - 1
-	keys = append(keys, decayed...)
-	if histItem != "" && ev.UserID != "" {
-		keys = append(keys, realtime.UserKey(p, ev.UserID))
-	} else {
-		histItem = ""
+	switch ev.Type {
+	case feedback.TypeClick, feedback.TypeAddToCart, feedback.TypePurchase:
+		if ev.UserID != "" {
+			w.cmds = append(w.cmds, userScript.EvalSha(ctx, pipe, []string{realtime.UserKey(p, ev.UserID), realtime.UserOffsetKey(p, ev.UserID)},
+				ev.ItemID, c.ccfg.HistoryLength, c.ccfg.HistoryTTL.Milliseconds(), part, off))
+		}
 	}
-	hl := c.ccfg.HalfLife.Milliseconds()
-	return keys, []any{ttl, nIncr, len(decayed), field, ev.Timestamp.UnixMilli(), hl,
-		histItem, c.ccfg.HistoryLength, c.ccfg.HistoryTTL.Milliseconds(), max(10*hl, (24 * time.Hour).Milliseconds())}
+}
+
+// pipelined runs fill's commands in one pipeline. The scripts go by SHA;
+// when a server does not know them (a fresh or restarted Redis) they are
+// loaded and the pipeline runs again, which the offsets make harmless.
+func (c *Updater) pipelined(ctx context.Context, fill func(redis.Pipeliner)) error {
+	for attempt := 0; ; attempt++ {
+		pipe := c.rdb.Pipeline()
+		fill(pipe)
+		if pipe.Len() == 0 {
+			return nil
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil || attempt > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return err
+		}
+		for _, s := range []*redis.Script{itemScript, userScript} {
+			if err := s.Load(ctx, c.rdb).Err(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// unknown says why an event cannot be counted: it names an item the
+// catalog does not hold (so any client could grow Redis without bound).
+// An impression is counted for its known items and refused only when
+// none is known.
+func (c *Updater) unknown(ev *feedback.Event) string {
+	if c.known == nil {
+		return ""
+	}
+	switch ev.Type {
+	case feedback.TypeImpression:
+		for _, it := range ev.Items {
+			if c.known(it.ItemID) {
+				return ""
+			}
+		}
+		return ReasonUnknownItem + ": no item of the impression is in the catalog"
+	case feedback.TypeDwell:
+		return ""
+	}
+	if !c.known(ev.ItemID) {
+		return ReasonUnknownItem + ": " + ev.ItemID + " is not in the catalog"
+	}
+	return ""
+}
+
+func (c *Updater) deadLetter(ctx context.Context, dead []eventlog.DeadLetter) error {
+	if c.deadLetters == nil {
+		c.logger.Warn("counters: events refused (no dead-letter topic configured)", "events", len(dead), "first", dead[0].Reason)
+		return nil
+	}
+	if err := c.deadLetters(ctx, dead); err != nil {
+		return fmt.Errorf("update counters: dead letters: %w", err)
+	}
+	return nil
 }
 
 // Stats returns how many distinct events were counted and how many

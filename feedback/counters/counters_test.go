@@ -8,6 +8,7 @@ import (
 	"github.com/recsys-dev/recsys/feedback"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,16 +23,41 @@ import (
 )
 
 // redisServers returns the Redis implementations the counters contract runs
-// against: a real redis-server (skipped when not installed) and the
-// in-process server.
-func redisServers(t *testing.T) map[string]string {
+// against, as client factories: a real redis-server and a real three-master
+// Redis Cluster (skipped when redis-server is not installed), and the
+// in-process server. A factory's client sees an empty database.
+func redisServers(t *testing.T) map[string]func(t *testing.T) redis.UniversalClient {
 	t.Helper()
-	out := map[string]string{}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out := map[string]func(t *testing.T) redis.UniversalClient{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	single := func(addr string) func(t *testing.T) redis.UniversalClient {
+		return func(t *testing.T) redis.UniversalClient {
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			t.Cleanup(func() { c.Close() })
+			if err := c.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+	}
 	if p, err := redisd.Exec(ctx); err == nil {
 		t.Cleanup(p.Close)
-		out["redis-server"] = p.Addr()
+		out["redis-server"] = single(p.Addr())
+		cl, err := redisd.ExecCluster(ctx, 3)
+		if err != nil {
+			t.Fatalf("start a redis cluster: %v", err)
+		}
+		t.Cleanup(cl.Close)
+		out["redis-cluster"] = func(t *testing.T) redis.UniversalClient {
+			c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+			t.Cleanup(func() { c.Close() })
+			err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error { return m.FlushAll(ctx).Err() })
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
 	} else if !errors.Is(err, redisd.ErrNoRedisServer) {
 		t.Fatalf("start redis-server: %v", err)
 	} else {
@@ -42,7 +68,7 @@ func redisServers(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	out["in-process"] = s.Addr()
+	out["in-process"] = single(s.Addr())
 	return out
 }
 
@@ -70,13 +96,12 @@ func startBroker(t *testing.T) (eventlog.Config, *eventlog.Producer) {
 }
 
 func TestUpdater_Run(t *testing.T) {
-	for name, addr := range redisServers(t) {
+	for name, newClient := range redisServers(t) {
 		t.Run(name, func(t *testing.T) {
 			cfg, p := startBroker(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			rdb := redis.NewClient(&redis.Options{Addr: addr})
-			defer rdb.Close()
+			rdb := newClient(t)
 
 			evs := eventtest.Events(30) // 10 impressions of items a and b, 10 clicks, 10 purchases
 			for _, ev := range evs {
@@ -92,7 +117,7 @@ func TestUpdater_Run(t *testing.T) {
 			}
 			reg := prometheus.NewRegistry()
 			ccfg := Config{Group: "g-" + name, KeyPrefix: "t"}
-			c, err := New(cfg, ccfg, rdb, nil, reg)
+			c, err := New(cfg, ccfg, rdb, Options{Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,9 +128,37 @@ func TestUpdater_Run(t *testing.T) {
 			if counted != 30 || dups != 6 {
 				t.Fatalf("counted %d, duplicates %d; want 30 and 6", counted, dups)
 			}
-			for key, want := range map[string]int64{"t:imp:a": 10, "t:imp:b": 10, "t:clk:item-1": 1, "t:buy:item-2": 1} {
-				if got, err := rdb.Get(ctx, key).Int64(); err != nil || got != want {
-					t.Errorf("%s = %d (%v), want %d", key, got, err, want)
+			decayed := func(item string) realtime.Stats {
+				t.Helper()
+				v, err := rdb.Get(ctx, realtime.ItemKey("t", item)).Result()
+				st, ok := realtime.Parse(v)
+				if err != nil || !ok {
+					t.Fatalf("%s: %q, %v", item, v, err)
+				}
+				return st
+			}
+			// The duplicates above count once: 10 impressions each of a and b.
+			for _, item := range []string{"a", "b"} {
+				if st := decayed(item); math.Abs(st.Impressions-10) > 1e-3 {
+					t.Errorf("%s: %v impressions, want 10", item, st.Impressions)
+				}
+			}
+			if st := decayed("item-1"); math.Abs(st.Clicks-1) > 1e-9 {
+				t.Errorf("item-1: %v clicks, want 1", st.Clicks)
+			}
+			if hist, _ := rdb.LRange(ctx, realtime.UserKey("t", "u2"), 0, -1).Result(); !slices.Contains(hist, "item-2") {
+				t.Errorf("u2 history %v lacks the purchased item-2", hist)
+			}
+			// Every key the updater writes expires.
+			for _, pattern := range []string{"t:*"} {
+				keys, err := rdb.Keys(ctx, pattern).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, k := range keys {
+					if ttl, _ := rdb.PTTL(ctx, k).Result(); ttl <= 0 {
+						t.Errorf("key %s has no TTL (%v)", k, ttl)
+					}
 				}
 			}
 			if v := eventtest.Gathered(t, reg, "recsys_feedback_consumer_lag", map[string]string{"group": ccfg.Group}); v != 0 {
@@ -119,7 +172,7 @@ func TestUpdater_Run(t *testing.T) {
 			if err := p.Publish(ctx, late); err != nil {
 				t.Fatal(err)
 			}
-			c2, err := New(cfg, ccfg, rdb, nil, nil)
+			c2, err := New(cfg, ccfg, rdb, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,13 +249,12 @@ func TestConfig_Validate(t *testing.T) {
 // TestCounters_RealtimeState checks the decayed item counts and the user
 // histories the ranker's counter and user features read, on both servers.
 func TestUpdater_RealtimeState(t *testing.T) {
-	for name, addr := range redisServers(t) {
+	for name, newClient := range redisServers(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			rdb := redis.NewClient(&redis.Options{Addr: addr})
-			defer rdb.Close()
+			rdb := newClient(t)
 			const h = time.Hour
-			c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "rt", HalfLife: h, HistoryLength: 3}, rdb, nil, nil)
+			c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "rt", HalfLife: h, HistoryLength: 3}, rdb, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +287,7 @@ func TestUpdater_RealtimeState(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				recs = append(recs, &kgo.Record{Value: b})
+				recs = append(recs, &kgo.Record{Value: b, Offset: int64(len(recs))})
 			}
 			if err := c.apply(ctx, recs); err != nil {
 				t.Fatal(err)
@@ -276,5 +328,120 @@ func TestUpdater_RealtimeState(t *testing.T) {
 				t.Errorf("decayed key TTL = %v, want max(10 half-lives, 1 day) = 24h", ttl)
 			}
 		})
+	}
+}
+
+// click is a valid click record of user on item at (partition 0, offset).
+func click(t testing.TB, id, user, item string, offset int64) *kgo.Record {
+	t.Helper()
+	pos := 0
+	ev := feedback.Event{EventID: id, Type: feedback.TypeClick, SchemaVersion: feedback.SchemaVersion,
+		Timestamp: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), UserID: user, ItemID: item, Position: &pos}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Value: b, Key: []byte(user), Offset: offset}
+}
+
+func TestUpdater_ExactlyOnce(t *testing.T) {
+	for name, newClient := range redisServers(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := newClient(t)
+			c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "x"}, rdb, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clicks := func() float64 {
+				v, _ := rdb.Get(ctx, realtime.ItemKey("x", "i1")).Result()
+				st, _ := realtime.Parse(v)
+				return st.Clicks
+			}
+			batch := []*kgo.Record{click(t, "e1", "u1", "i1", 10), click(t, "e2", "u1", "i1", 11)}
+			if err := c.apply(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			// The same records read again (a batch re-read after a crash
+			// before the commit): nothing changes.
+			if err := c.apply(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			// A crash after e3's mark was set but before its keys were
+			// written: the re-read completes it, once.
+			if err := rdb.Set(ctx, realtime.SeenKey("x", "e3"), "0:12", time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e3 := []*kgo.Record{click(t, "e3", "u1", "i1", 12)}
+			for range 2 {
+				if err := c.apply(ctx, e3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A duplicate record of e1 (a client's retry) at a new offset.
+			if err := c.apply(ctx, []*kgo.Record{click(t, "e1", "u1", "i1", 13)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := clicks(); math.Abs(got-3) > 1e-9 {
+				t.Errorf("clicks = %v, want 3 (e1, e2, e3 once each)", got)
+			}
+			if hist, _ := rdb.LRange(ctx, realtime.UserKey("x", "u1"), 0, -1).Result(); len(hist) != 3 {
+				t.Errorf("u1 history %v, want 3 entries", hist)
+			}
+			if counted, dups := c.Stats(); counted != 3 || dups != 1 {
+				t.Errorf("counted %d, duplicates %d; want 3 (e1, e2, e3 completed) and 1 (e1's retry)", counted, dups)
+			}
+		})
+	}
+}
+
+func TestUpdater_UnknownItemsAndPoison(t *testing.T) {
+	s, err := redisd.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer rdb.Close()
+	var dead []eventlog.DeadLetter
+	c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "k"}, rdb, Options{
+		Known: func(id string) bool { return id == "known" || id == "listy" },
+		DeadLetters: func(_ context.Context, d []eventlog.DeadLetter) error {
+			dead = append(dead, d...)
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.apply(ctx, []*kgo.Record{click(t, "a", "u", "known", 1), click(t, "b", "u", "random-123", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || !strings.HasPrefix(dead[0].Reason, ReasonUnknownItem) {
+		t.Fatalf("dead letters %+v, want the unknown item's", dead)
+	}
+	if n, _ := rdb.Exists(ctx, realtime.ItemKey("k", "random-123"), realtime.SeenKey("k", "b")).Result(); n != 0 {
+		t.Errorf("an unknown item left %d keys", n)
+	}
+	// A key of the wrong type makes its record fail while Redis answers:
+	// poison, dead-lettered one by one, the rest applied.
+	if err := rdb.LPush(ctx, realtime.ItemKey("k", "listy"), "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	dead = nil
+	batch := []*kgo.Record{click(t, "c", "u", "listy", 3), click(t, "d", "u", "known", 4)}
+	err = c.apply(ctx, batch)
+	if err == nil {
+		t.Fatal("a batch with a poison record applied cleanly")
+	}
+	if err := c.isolate(ctx, batch, err); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || !strings.Contains(dead[0].Payload, `"listy"`) || !strings.HasPrefix(dead[0].Reason, "poison") {
+		t.Fatalf("dead letters %+v, want the poison record", dead)
+	}
+	v, _ := rdb.Get(ctx, realtime.ItemKey("k", "known")).Result()
+	if st, _ := realtime.Parse(v); math.Abs(st.Clicks-2) > 1e-9 {
+		t.Errorf("known: %v clicks, want 2 (a and d)", st.Clicks)
 	}
 }

@@ -2,14 +2,20 @@
 // counter updater (counters.Updater) writes it from the event topic and the
 // feature fetch (rank.Store) reads it for every request.
 //
-//   - <prefix>:d:<item> holds the item's time-decayed impression and click
+//   - <prefix>:d:{<item>} holds the item's time-decayed impression and click
 //     counts as the text "<impressions> <clicks> <reference unix ms>"; both
-//     counts halve every half-life.
-//   - <prefix>:u:<user> is a list of the item ids the user acted on (click,
-//     add to cart, purchase), most recent first, trimmed to a fixed length.
+//     counts halve every half-life. The updater appends "<partition>:<offset>"
+//     tokens: the last record of each partition applied to it.
+//   - <prefix>:u:{<user>} is a list of the item ids the user acted on (click,
+//     add to cart, purchase), most recent first, trimmed to a fixed length;
+//     <prefix>:uo:{<user>} is the last record applied to it.
+//   - <prefix>:seen:<event id> marks an event applied (or being applied) by
+//     the record "<partition>:<offset>", for the dedupe window.
 //
-// Both expire when nothing updates them, so Redis holds only active items and
-// users.
+// The braces are Redis Cluster hash tags: every key one updater script
+// touches hashes to one slot, so the scripts run on a cluster too. Every key
+// expires when nothing updates it, so Redis holds only active items, users
+// and recent events.
 package realtime
 
 import (
@@ -20,10 +26,17 @@ import (
 )
 
 // ItemKey is the key of item's decayed counts.
-func ItemKey(prefix, item string) string { return prefix + ":d:" + item }
+func ItemKey(prefix, item string) string { return prefix + ":d:{" + item + "}" }
 
 // UserKey is the key of user's recent actions.
-func UserKey(prefix, user string) string { return prefix + ":u:" + user }
+func UserKey(prefix, user string) string { return prefix + ":u:{" + user + "}" }
+
+// UserOffsetKey is the key of the last record applied to user's actions;
+// it shares UserKey's hash slot.
+func UserOffsetKey(prefix, user string) string { return prefix + ":uo:{" + user + "}" }
+
+// SeenKey is the dedupe mark of an event.
+func SeenKey(prefix, eventID string) string { return prefix + ":seen:" + eventID }
 
 // Stats are an item's decayed counts, valued at At.
 type Stats struct {
@@ -33,9 +46,10 @@ type Stats struct {
 }
 
 // Parse reads a value the updater wrote; ok is false for anything else.
+// Tokens after the third (the updater's applied offsets) are not read.
 func Parse(val string) (s Stats, ok bool) {
 	f := strings.Fields(val)
-	if len(f) != 3 {
+	if len(f) < 3 {
 		return Stats{}, false
 	}
 	imp, err1 := strconv.ParseFloat(f[0], 64)

@@ -17,10 +17,14 @@ func TestParseFormat_RoundTrip(t *testing.T) {
 	if got, ok := Parse("3 1.5 1790000000000"); !ok || got.Impressions != 3 || got.Clicks != 1.5 || got.At.UnixMilli() != 1790000000000 {
 		t.Fatalf("Lua-formatted value: %+v, %v", got, ok)
 	}
+	// With the offsets the updater appends.
+	if got, ok := Parse("3 1.5 1790000000000 0:17 2:4"); !ok || got.Impressions != 3 || got.At.UnixMilli() != 1790000000000 {
+		t.Fatalf("value with offsets: %+v, %v", got, ok)
+	}
 }
 
 func TestParse_Refuses(t *testing.T) {
-	for _, v := range []string{"", "1 2", "1 2 3 4", "a 2 3", "-1 2 3", "1 -2 3", "1 2 x", "NaN 1 2", "1 Inf 2", "1 2 NaN"} {
+	for _, v := range []string{"", "1 2", "a 2 3", "-1 2 3", "1 -2 3", "1 2 x", "NaN 1 2", "1 Inf 2", "1 2 NaN"} {
 		if s, ok := Parse(v); ok {
 			t.Errorf("Parse(%q) = %+v, want refused", v, s)
 		}
@@ -36,5 +40,18 @@ func TestDecayTo(t *testing.T) {
 	}
 	if d := s.DecayTo(at.Add(-time.Minute), time.Hour); d.Impressions != 8 || d.Clicks != 2 {
 		t.Fatalf("reference in the future must not grow the counts: %+v", d)
+	}
+}
+
+func TestKeys_ShareSlots(t *testing.T) {
+	// A user's history and its offset carry the same hash tag, so the
+	// updater's script over both runs on one Redis Cluster node.
+	for _, k := range []string{UserKey("p", "u1"), UserOffsetKey("p", "u1")} {
+		if want := "{u1}"; k[len(k)-len(want):] != want {
+			t.Errorf("key %q does not end in the hash tag %s", k, want)
+		}
+	}
+	if k := ItemKey("p", "i9"); k != "p:d:{i9}" {
+		t.Errorf("ItemKey = %q", k)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -128,5 +129,19 @@ func TestExec_cancelledContext(t *testing.T) {
 	if err == nil {
 		p.Close()
 		t.Fatal("Exec with a cancelled context succeeded, want error")
+	}
+}
+
+func TestExecCluster(t *testing.T) {
+	c, err := ExecCluster(context.Background(), 3)
+	if err != nil {
+		if errors.Is(err, ErrNoRedisServer) && os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(c.Addrs()) != 3 {
+		t.Fatalf("addrs %v", c.Addrs())
 	}
 }
