@@ -185,7 +185,12 @@ func Prune(root string, keep int) ([]string, error) {
 	if err != nil || len(versions) <= keep {
 		return nil, err
 	}
-	cur, _ := Current(root)
+	// Without knowing the live version nothing is safe to delete: it may
+	// be an older one a rollback pointed CURRENT at.
+	cur, err := Current(root)
+	if err != nil {
+		return nil, fmt.Errorf("prune bundles: %w", err)
+	}
 	var removed []string
 	for _, v := range versions[:len(versions)-keep] {
 		if v == cur {

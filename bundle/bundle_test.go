@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -63,6 +64,18 @@ func TestOpen_Refuses(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(dir, ManifestName))
 			os.WriteFile(filepath.Join(dir, ManifestName), []byte(strings.Replace(string(b), `"format": 1`, `"format": 99`, 1)), 0o644)
 		}, "format 99"},
+		{"empty version", edit(`"version": "v1"`, `"version": ""`), "version is empty"},
+		{"zero items", edit(`"items": 2`, `"items": 0`), "items must be > 0"},
+		{"zero dimension", edit(`"dim": 4`, `"dim": 0`), "dim must be > 0"},
+		{"a default per feature", edit(`"feature_defaults": null`, `"feature_defaults": [1]`), "1 feature defaults for 0 features"},
+		{"no files", func(dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, ManifestName))
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			m["files"] = []any{}
+			b, _ = json.Marshal(m)
+			os.WriteFile(filepath.Join(dir, ManifestName), b, 0o644)
+		}, "lists no files"},
 		{"unsafe path", func(dir string) {
 			b, _ := os.ReadFile(filepath.Join(dir, ManifestName))
 			os.WriteFile(filepath.Join(dir, ManifestName), []byte(strings.Replace(string(b), `"name": "a.bin"`, `"name": "../a.bin"`, 1)), 0o644)
@@ -77,6 +90,36 @@ func TestOpen_Refuses(t *testing.T) {
 				t.Fatalf("Open error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// edit replaces old by new in a published manifest.
+func edit(old, new string) func(dir string) {
+	return func(dir string) {
+		path := filepath.Join(dir, ManifestName)
+		b, _ := os.ReadFile(path)
+		if !strings.Contains(string(b), old) {
+			panic("manifest lacks " + old + ":\n" + string(b))
+		}
+		os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
+	}
+}
+
+func TestPrune_UnreadableCurrent(t *testing.T) {
+	root := t.TempDir()
+	for _, v := range []string{"v1", "v2", "v3"} {
+		publish(t, root, v, map[string]string{"a": v})
+	}
+	// A CURRENT that cannot be read may name any of them: prune nothing.
+	if err := os.WriteFile(filepath.Join(root, CurrentName), []byte("../escape\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := Prune(root, 1)
+	if err == nil || len(removed) != 0 {
+		t.Fatalf("Prune with an unreadable CURRENT = %v, %v; want an error and nothing removed", removed, err)
+	}
+	if got, _ := Versions(root); len(got) != 3 {
+		t.Fatalf("versions left %v", got)
 	}
 }
 

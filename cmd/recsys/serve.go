@@ -236,7 +236,7 @@ func (s *Server) openSink(ctx context.Context) error {
 	tctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if err := s.sink.EnsureTopics(tctx); err != nil {
-		if spool == nil {
+		if spool == nil || errors.Is(err, eventlog.ErrNotDurable) {
 			return err
 		}
 		// Accepting into the spool is the point of having one: start, and

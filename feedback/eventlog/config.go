@@ -38,6 +38,18 @@ type Config struct {
 	// Partitions is the partition count EnsureTopic creates the topic with;
 	// 0 leaves it to the broker's default. An existing topic is not changed.
 	Partitions int `yaml:"partitions"`
+	// ReplicationFactor and MinInsyncReplicas are what a topic this service
+	// creates gets; 0 means 3 and 2 on a cluster of 3 brokers or more, and
+	// the broker count and 1 on a smaller one (the embedded broker).
+	ReplicationFactor int `yaml:"replication_factor"`
+	MinInsyncReplicas int `yaml:"min_insync_replicas"`
+	// Retention of a created topic's records; 0 leaves the broker's.
+	Retention time.Duration `yaml:"retention"`
+	// RequireDurableTopic refuses to start when a topic (new or existing)
+	// would let an acknowledged event be lost with one broker:
+	// replication below 2, min.insync.replicas below 2, or unclean leader
+	// election on. Without it the service starts and warns.
+	RequireDurableTopic bool `yaml:"require_durable_topic"`
 	// DeadLetterTopic receives events refused after acceptance (invalid
 	// members of a batch, invalid records met on replay), with the reason.
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
@@ -78,6 +90,15 @@ func (c Config) Validate() error {
 	}
 	if c.SpoolAfter < 0 || (c.ProduceTimeout > 0 && c.SpoolAfter > c.ProduceTimeout) {
 		errs = append(errs, errors.New("spool_after: must be in [0, produce_timeout] (0 means the default 500ms)"))
+	}
+	if c.ReplicationFactor < 0 || c.ReplicationFactor > 32 {
+		errs = append(errs, errors.New("replication_factor: must be in [0, 32] (0 means 3, or the broker count when smaller)"))
+	}
+	if c.MinInsyncReplicas < 0 || (c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor) {
+		errs = append(errs, errors.New("min_insync_replicas: must be in [0, replication_factor] (0 means 2 at replication 3 or more, else 1)"))
+	}
+	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Minute) {
+		errs = append(errs, errors.New("retention: must be 0 (the broker's) or at least 1m"))
 	}
 	if c.Partitions < 0 || c.Partitions > 10000 {
 		errs = append(errs, errors.New("partitions: must be in [0, 10000] (0 means the broker's default)"))

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Record headers every event record carries, so consumers can route or skip
@@ -105,43 +103,12 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 // Topic returns the topic events are written to.
 func (p *Producer) Topic() string { return p.cfg.Topic }
 
-// EnsureTopic creates the topic when it does not exist, so the service also
-// works against clusters where automatic topic creation is off (the default
-// for production clusters and for the embedded broker).
+// EnsureTopic creates the topic when it does not exist (with the
+// durability settings of Config), so the service also works against
+// clusters where automatic topic creation is off (the default for
+// production clusters and for the embedded broker).
 func (p *Producer) EnsureTopic(ctx context.Context) error {
-	return ensureTopic(ctx, p.cl, p.cfg.Topic, p.cfg.Partitions)
-}
-
-func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int) error {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic = topic
-	// -1 asks the broker for its defaults (CreateTopics v4+, Kafka 2.4+).
-	t.NumPartitions = -1
-	if partitions > 0 {
-		t.NumPartitions = int32(partitions)
-	}
-	t.ReplicationFactor = -1
-	req.Topics = append(req.Topics, t)
-	req.TimeoutMillis = 30000
-	if dl, ok := ctx.Deadline(); ok {
-		req.TimeoutMillis = int32(max(time.Until(dl).Milliseconds(), 1))
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	for _, rt := range resp.Topics {
-		err := kerr.ErrorForCode(rt.ErrorCode)
-		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			continue
-		}
-		if rt.ErrorMessage != nil {
-			return fmt.Errorf("create topic %s: %w (%s)", topic, err, *rt.ErrorMessage)
-		}
-		return fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	return nil
+	return ensureTopic(ctx, p.cl, p.cfg, p.cfg.Topic)
 }
 
 // Ping reports whether a broker answers, for the readiness probe.

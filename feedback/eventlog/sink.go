@@ -94,6 +94,8 @@ type Sink struct {
 	spooling    atomic.Bool
 	topicsReady atomic.Bool
 	kick        chan struct{}
+	durMu       sync.Mutex
+	durability  []Durability // what EnsureTopics found
 }
 
 type sinkMetrics struct {
@@ -153,7 +155,10 @@ func (s *Sink) EnsureTopics(ctx context.Context) error {
 	if err := s.p.EnsureTopic(ctx); err != nil {
 		return err
 	}
-	if err := ensureTopic(ctx, s.p.cl, s.dlqTopic, s.p.cfg.Partitions); err != nil {
+	if err := ensureTopic(ctx, s.p.cl, s.p.cfg, s.dlqTopic); err != nil {
+		return err
+	}
+	if err := s.checkDurability(ctx); err != nil {
 		return err
 	}
 	s.topicsReady.Store(true)

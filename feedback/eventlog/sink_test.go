@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/recsys-dev/recsys/feedback"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,5 +346,62 @@ func TestSink_PublishAsyncSpoolsWhileBrokerDown(t *testing.T) {
 		if !seen[ev.EventID] {
 			t.Errorf("impression %s lost", ev.EventID)
 		}
+	}
+}
+
+// TestSink_PerUserOrderAcrossSwitches publishes each user's events one
+// after another, users at once, while the broker goes away and comes back
+// twice and the drainer switches the sink to the spool and back: each
+// user's events must reach the topic in the order they were acknowledged.
+// The switch back once raced appends still on their way into the spool.
+func TestSink_PerUserOrderAcrossSwitches(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	b := startBrokerAt(t, dir, addr)
+	cfg := testConfig(b)
+	cfg.ProduceTimeout, cfg.SpoolAfter = 2*time.Second, 200*time.Millisecond
+	s, _ := newTestSink(t, cfg, t.TempDir(), nil)
+	runSink(t, s)
+	const users, each = 8, 60
+	var wg sync.WaitGroup
+	now := time.Now().UTC()
+	for u := range users {
+		wg.Go(func() {
+			for i := range each {
+				pos := i
+				ev := feedback.Event{EventID: fmt.Sprintf("o%d-%03d", u, i), Type: feedback.TypeClick, SchemaVersion: feedback.SchemaVersion,
+					Timestamp: now, UserID: fmt.Sprintf("ou%d", u), ItemID: "x", Position: &pos}
+				if err := s.Publish(context.Background(), ev); err != nil {
+					t.Errorf("user %d event %d: %v", u, i, err)
+					return
+				}
+			}
+		})
+	}
+	for range 2 {
+		time.Sleep(150 * time.Millisecond)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(400 * time.Millisecond)
+		b = startBrokerAt(t, dir, addr)
+	}
+	wg.Wait()
+	waitDrained(t, s)
+	got, _, _ := readAll(t, cfg)
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, ev := range got {
+		if seen[ev.EventID] || !strings.HasPrefix(ev.EventID, "o") {
+			continue
+		}
+		seen[ev.EventID] = true
+		if p, ok := last[ev.UserID]; ok && *ev.Position < p {
+			t.Errorf("user %s: event %d reached the topic after %d", ev.UserID, *ev.Position, p)
+		}
+		last[ev.UserID] = *ev.Position
+	}
+	if len(seen) != users*each {
+		t.Errorf("%d of %d acknowledged events on the topic", len(seen), users*each)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 var errInjected = errors.New("injected fault")
@@ -316,5 +317,77 @@ func TestSpool_FailedSegmentRecovers(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "*"+failedSuffix)); len(m) != 0 {
 		t.Errorf("markers left after draining: %v", m)
+	}
+}
+
+// blockingFS is the real file system whose fsyncs wait for release.
+type blockingFS struct {
+	osFS
+	entered chan struct{}
+	release chan struct{}
+}
+
+type blockingFile struct {
+	*os.File
+	fs *blockingFS
+}
+
+func (f blockingFile) Sync() error {
+	f.fs.entered <- struct{}{}
+	<-f.fs.release
+	return f.File.Sync()
+}
+
+func (fs *blockingFS) Create(path string) (file, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return blockingFile{f, fs}, nil
+}
+
+// TestSpool_NoIOUnderTheLock: while an append waits on a slow fsync (here,
+// one that follows a roll), the spool's lock is free, so the drainer and
+// the metrics are not held behind the disk. Before, roll fsynced and
+// closed the old segment with the lock held.
+func TestSpool_NoIOUnderTheLock(t *testing.T) {
+	fs := &blockingFS{entered: make(chan struct{}, 8), release: make(chan struct{})}
+	s, err := openSpool(SpoolConfig{Dir: t.TempDir(), SegmentBytes: 40}, nil, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { close(fs.release); s.Close() }()
+	done := make(chan error, 2)
+	go func() { done <- s.Append(entries(0, 2)) }() // fills the first segment
+	<-fs.entered
+	fs.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- s.Append(entries(2, 2)) }() // rolls, then fsyncs
+	<-fs.entered                                    // an fsync is in progress
+	free := make(chan int)
+	go func() { free <- s.Len() }()
+	select {
+	case n := <-free:
+		if n != 4 {
+			t.Errorf("Len = %d during the fsync, want 4", n)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Len blocked behind an fsync: the lock is held across it")
+	}
+	if _, err := s.Peek(10); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case fs.release <- struct{}{}:
+			continue
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		break
 	}
 }
