@@ -19,6 +19,10 @@ type Config struct {
 	// has no authentication, so keep it on loopback or a private network.
 	// Empty disables it.
 	AdminAddr string `yaml:"admin_addr"`
+	// PprofAddr serves net/http/pprof (CPU, heap, allocation, goroutine
+	// profiles) for the operator; it must be a loopback address, since a
+	// profile shows internals. Empty (the default) disables it.
+	PprofAddr string `yaml:"pprof_addr"`
 	// BodyLimitBytes caps a request body; larger bodies get 413.
 	BodyLimitBytes int `yaml:"body_limit_bytes"`
 	// RequestTimeout is the deadline given to every request's context.
@@ -67,6 +71,12 @@ func (c Config) Validate() error {
 			bad("admin_addr", "must be host:port or empty: %w", err)
 		} else if c.AdminAddr == c.Addr && port != "0" {
 			bad("admin_addr", "must differ from addr")
+		}
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			bad("pprof_addr", "must be a loopback host:port such as 127.0.0.1:6060 (profiles show internals)")
 		}
 	}
 	if c.BodyLimitBytes <= 0 {

@@ -42,6 +42,10 @@ type Config struct {
 	// store is checked, so features lost with a Redis restart are written
 	// again without a reload. 0 means 1s.
 	SeedCheck time.Duration `yaml:"seed_check"`
+	// CounterCache is how long items' real-time counters read from Redis
+	// answer later requests from process memory; 0 reads them every
+	// request. It bounds how stale a counter feature can be.
+	CounterCache time.Duration `yaml:"counter_cache"`
 }
 
 // Validate reports every bad value with its key.
@@ -61,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueryCacheSize < 0 {
 		errs = append(errs, fmt.Errorf("query_cache_size: must be >= 0"))
+	}
+	if c.CounterCache < 0 {
+		errs = append(errs, fmt.Errorf("counter_cache: must be >= 0"))
 	}
 	if c.SeedCheck < 0 {
 		errs = append(errs, fmt.Errorf("seed_check: must be >= 0 (0 means 1s)"))
@@ -86,6 +93,8 @@ type FeatureStore interface {
 // the user's recent actions, for the counter and user features.
 type RealtimeStore interface {
 	FetchRealtime(ctx context.Context, now time.Time, user string, ids []string, counters bool) (rank.Realtime, error)
+	// HalfLife is the counts' decay, for counts the engine caches.
+	HalfLife() time.Duration
 }
 
 // FeatureSeeder writes a bundle's item features into the store when the
@@ -187,6 +196,7 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 		e.m.loads.WithLabelValues("refused").Inc()
 		return err
 	}
+	g.filter = e.deps.Rules.Bind(g.items)
 	if e.deps.Features == nil {
 		if g.itemRows, err = bundle.ReadFeatures(g.Dir, g.Manifest); err != nil {
 			g.close()
@@ -220,6 +230,15 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 
 // publish makes g live and retires the generation it replaces.
 func (e *Engine) publish(g *Generation) {
+	if g.cols == nil {
+		g.cols = newColumns(g.items)
+	}
+	if g.filter == nil {
+		g.filter = e.deps.Rules.Bind(g.items)
+	}
+	if g.counters == nil && e.deps.Realtime != nil {
+		g.counters = newCounterCache(len(g.items), e.cfg.CounterCache, e.deps.Realtime.HalfLife())
+	}
 	if old := e.current.Swap(g); old != nil {
 		old.retire()
 		e.m.bundle.DeleteLabelValues(old.Version())

@@ -150,6 +150,15 @@ func testItems() []catalog.Item {
 	}
 }
 
+// pricedItems is testItems with prices from 4 to 25, for price filters.
+func pricedItems() []catalog.Item {
+	items := testItems()
+	for i := range items {
+		items[i].Price = float64(4 + 3*i)
+	}
+	return items
+}
+
 // newGen builds a generation over items (exact index) with fakes in place
 // of the models.
 func newGen(t testing.TB, version string, items []catalog.Item, scorer *fakeScorer) (*Generation, *fakeEncoder) {

@@ -13,6 +13,7 @@ import (
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/rank"
+	"github.com/recsys-dev/recsys/rules"
 )
 
 // Index is the retrieval structure a generation searches.
@@ -47,6 +48,13 @@ type Generation struct {
 	lexical *index.Lexical // nil for a bundle built before the lexical index
 	encoder Encoder
 	scorer  Scorer
+	// filter is the engine's filter rules bound to items, remembering
+	// their verdicts for this catalog (nil: no rules).
+	filter *rules.Bound
+	// counters caches the items' real-time counters (nil: off).
+	counters *counterCache
+	// cols are the attributes request filters read, by item number.
+	cols *columns
 
 	// layout assembles ranker vectors in the bundle's feature order;
 	// itemDefaults fill store rows that are missing.
@@ -112,6 +120,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	for i := range g.items {
 		g.byID[g.items[i].ID] = int32(i)
 	}
+	g.cols = newColumns(g.items)
 	g.popular = make([]int32, len(g.items))
 	for i := range g.popular {
 		g.popular[i] = int32(i)

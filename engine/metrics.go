@@ -15,6 +15,8 @@ type metrics struct {
 	bundle   *prometheus.GaugeVec
 	explored *prometheus.CounterVec
 	seeds    *prometheus.CounterVec
+	// counterCache counts item counter lookups by result (hit, miss).
+	counterCache *prometheus.CounterVec
 }
 
 // indexCollector reports the live index's search strategy counters. They
@@ -85,9 +87,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_engine_feature_seeds_total",
 			Help: "Writes of a bundle's item features into the feature store, at load or after the store lost them, by result (seeded, failed).",
 		}, []string{"result"}),
+		counterCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_engine_counter_cache_total",
+			Help: "Item real-time counter lookups by where they were answered: hit (engine.counter_cache) or miss (Redis).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds} {
+		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}

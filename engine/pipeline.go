@@ -11,10 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/internal/realtime"
 	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
 )
@@ -218,17 +218,19 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	res := Result{RequestID: in.requestID, Bundle: g.Version(), Items: []Hit{}, Degraded: in.degraded}
 	now := e.now()
 	keep := e.keep(g, in, now)
+	sc := getScratch()
+	defer putScratch(sc)
 
 	start := time.Now()
 	depth := max(e.cfg.Candidates, in.k)
 	var hits []candidate
 	switch {
 	case in.surface == "search":
-		hits = e.retrieveText(g, in, keep)
+		hits = e.retrieveText(g, in, keep, sc)
 	case in.vec != nil:
-		hits = e.hitCandidates(g.index.Search(in.vec, depth, keep), true)
+		hits = e.hitCandidates(sc, g.index.Search(in.vec, depth, keep), true)
 	default:
-		hits = e.hitCandidates(g.popularHits(depth, keep), false)
+		hits = e.hitCandidates(sc, g.popularHits(depth, keep), false)
 	}
 	e.m.stage.WithLabelValues(in.surface, "retrieve").Observe(time.Since(start).Seconds())
 	if in.surface == "search" {
@@ -270,7 +272,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	e.m.stage.WithLabelValues(in.surface, "score").Observe(time.Since(start).Seconds())
 
 	start = time.Now()
-	ranked := e.applyRules(g, hits, scores, in, now)
+	ranked := e.applyRules(g, hits, scores, in, now, sc)
 	e.m.stage.WithLabelValues(in.surface, "rules").Observe(time.Since(start).Seconds())
 
 	f := len(names)
@@ -298,6 +300,9 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 		res.FeatureNames = names
 	}
 	e.emitImpression(g, in, res, ranked, x, now, explore)
+	if !in.explain { // an explained response's hits hold rows of x
+		putFloats(&x)
+	}
 	return res, nil
 }
 
@@ -316,42 +321,71 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 		rt    rank.Realtime
 		rtErr error
 		done  chan struct{}
+		// counts[i] are hits[i]'s counters; miss indexes those the
+		// counter cache did not hold, which Redis is asked for.
+		counts []realtime.Stats
+		miss   []int
+		read   = time.Now()
 	)
 	user := in.user.ID
 	if !users || in.historyRead {
 		user = ""
 	}
-	if (counters || user != "") && e.deps.Realtime != nil {
+	fetchIDs := ids
+	if counters && e.deps.Realtime != nil {
+		counts = make([]realtime.Stats, n)
+		if g.counters != nil {
+			miss = g.counters.lookup(hits, now, read, counts)
+			e.m.counterCache.WithLabelValues("hit").Add(float64(n - len(miss)))
+			e.m.counterCache.WithLabelValues("miss").Add(float64(len(miss)))
+			fetchIDs = make([]string, len(miss))
+			for j, i := range miss {
+				fetchIDs[j] = ids[i]
+			}
+		} else {
+			miss = make([]int, n)
+			for i := range miss {
+				miss[i] = i
+			}
+		}
+	}
+	fetchCounters := counters && len(fetchIDs) > 0
+	if (fetchCounters || user != "") && e.deps.Realtime != nil {
 		done = make(chan struct{})
 		go func() {
 			defer close(done)
-			rt, rtErr = e.deps.Realtime.FetchRealtime(ctx, now, user, ids, counters)
+			rt, rtErr = e.deps.Realtime.FetchRealtime(ctx, now, user, fetchIDs, fetchCounters)
 		}()
 	}
-	rows := make([]float32, n*fi)
+	// Item rows: from the store into a pooled buffer, or read in place from
+	// the bundle's rows.
+	row := func(i int) []float32 {
+		id := int(hits[i].id)
+		return g.itemRows[id*fi : (id+1)*fi]
+	}
 	var err error
 	if e.deps.Features != nil {
+		rows := getFloats(n * fi)
+		defer putFloats(rows)
 		var missing int
-		missing, err = e.deps.Features.Fetch(ctx, g.Version(), ids, rows, g.itemDefaults)
+		missing, err = e.deps.Features.Fetch(ctx, g.Version(), ids, *rows, g.itemDefaults)
 		if err == nil && missing > 0 {
 			// Every item of the bundle has a row once it is seeded: a gap
 			// means the store lost them. Say so, and have Run re-seed.
 			err = fmt.Errorf("%d of %d item feature rows missing from the store", missing, len(ids))
 			e.kickSeed()
 		}
-	} else {
-		for i, h := range hits {
-			copy(rows[i*fi:(i+1)*fi], g.itemRows[int(h.id)*fi:(int(h.id)+1)*fi])
-		}
+		row = func(i int) []float32 { return (*rows)[i*fi : (i+1)*fi] }
 	}
 	degraded := err != nil
 	if degraded {
 		e.m.degraded.WithLabelValues("features").Inc()
 		e.log.Warn("feature fetch failed, using defaults", "bundle", g.Version(), "err", err)
 	}
-	x := make([]float32, n*f)
+	xp := getFloats(n * f)
+	x := *xp
 	for i, h := range hits {
-		g.layout.Fill(x[i*f:(i+1)*f], rows[i*fi:(i+1)*fi], h.ret)
+		g.layout.Fill(x[i*f:(i+1)*f], row(i), h.ret)
 	}
 	if e.deps.Realtime == nil || !(counters || users) {
 		return x, degraded
@@ -369,9 +403,21 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 		e.log.Warn("real-time feature fetch failed, using defaults", "bundle", g.Version(), "err", rtErr)
 		return x, true
 	}
-	if counters && len(rt.Items) == n {
+	if counters && fetchCounters && len(rt.Items) != len(miss) {
+		e.m.degraded.WithLabelValues("features").Inc()
+		e.log.Warn("real-time feature fetch returned the wrong number of items, using defaults", "bundle", g.Version(),
+			"want", len(miss), "got", len(rt.Items))
+		return x, true
+	}
+	if counters {
+		for j, i := range miss {
+			counts[i] = rt.Items[j]
+			if g.counters != nil {
+				g.counters.store(hits[i].id, rt.Items[j], read)
+			}
+		}
 		for i := range hits {
-			g.layout.FillCounters(x[i*f:(i+1)*f], rt.Items[i].Impressions, rt.Items[i].Clicks)
+			g.layout.FillCounters(x[i*f:(i+1)*f], counts[i].Impressions, counts[i].Clicks)
 		}
 	}
 	if users {
@@ -423,31 +469,6 @@ func (g *Generation) popularHits(k int, keep index.Filter) []index.Hit {
 	return out
 }
 
-func (f *Filters) match(it *catalog.Item) bool {
-	if len(f.Categories) > 0 && !contains(f.Categories, it.Category) {
-		return false
-	}
-	if len(f.Brands) > 0 && !contains(f.Brands, it.Brand) {
-		return false
-	}
-	if f.PriceMin != nil && it.Price < *f.PriceMin {
-		return false
-	}
-	if f.PriceMax != nil && it.Price > *f.PriceMax {
-		return false
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked []rules.Candidate, x []float32, now time.Time, explore bool) {
 	if e.deps.Impressions == nil || len(res.Items) == 0 {
 		return
@@ -463,10 +484,14 @@ func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked
 		Query: in.query, Bundle: g.Version(), FeatureNames: g.Manifest.FeatureNames,
 		Items: make([]feedback.ImpressionItem, len(res.Items)), Explore: explore,
 	}
+	// The shown items' rows are copied out of x, which the engine reuses
+	// for the next request once this one is answered.
+	shown := make([]float32, len(ranked)*f)
 	for pos, c := range ranked {
 		i := c.Ref
-		ev.Items[pos] = feedback.ImpressionItem{ItemID: c.Item.ID, Position: pos,
-			Score: c.Score, Features: x[i*f : (i+1)*f : (i+1)*f]}
+		row := shown[pos*f : (pos+1)*f : (pos+1)*f]
+		copy(row, x[i*f:(i+1)*f])
+		ev.Items[pos] = feedback.ImpressionItem{ItemID: c.Item.ID, Position: pos, Score: c.Score, Features: row}
 	}
 	e.deps.Impressions.PublishAsync(ev)
 }

@@ -22,11 +22,15 @@ type fakeRealtime struct {
 	history map[string][]string
 	err     error
 	calls   []string // the users asked for
+	asked   int      // item ids asked for, over all calls
 }
 
 func (f *fakeRealtime) FetchRealtime(_ context.Context, _ time.Time, user string, ids []string, counters bool) (rank.Realtime, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, user)
+	if counters {
+		f.asked += len(ids)
+	}
 	f.mu.Unlock()
 	if f.err != nil {
 		return rank.Realtime{}, f.err
@@ -41,6 +45,8 @@ func (f *fakeRealtime) FetchRealtime(_ context.Context, _ time.Time, user string
 	out.History = f.history[user]
 	return out, nil
 }
+
+func (f *fakeRealtime) HalfLife() time.Duration { return time.Hour }
 
 // withFeatures re-lays g out for another feature list (defaults all -1, so
 // a filled value is told from a default).
@@ -264,5 +270,63 @@ func TestEngine_RecommendReadsHistoryOnce(t *testing.T) {
 	// m2 shares m1's category (heavy-metal): affinity 1 from that one read.
 	if res.Items[0].ID != "m2" || res.Items[0].Features[3] != 1 {
 		t.Fatalf("top %s with features %v, want m2 with category affinity 1", res.Items[0].ID, res.Items[0].Features)
+	}
+}
+
+// TestEngine_CounterCache: within engine.counter_cache a request's
+// counters come from memory, decayed to its time, and only the items not
+// cached are read; past it (or with the cache off) every read reaches the
+// store.
+func TestEngine_CounterCache(t *testing.T) {
+	items := testItems()
+	names := []string{"retrieval_score", "item_impressions", "item_clicks"}
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for _, ttl := range []time.Duration{0, time.Hour} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			rt := &fakeRealtime{counts: map[string]realtime.Stats{"j1": {Impressions: 80, Clicks: 8, At: at}}}
+			e, err := New(Config{Candidates: 50, RankTimeout: time.Second, RecentDecay: 0.8, MaxRecent: 20, CounterCache: ttl},
+				Deps{Features: storeFor(items), Realtime: rt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := at
+			e.now = func() time.Time { return clock }
+			g, _ := newGen(t, "v1", items, &fakeScorer{weights: make([]float32, len(names))})
+			withFeatures(t, g, names...)
+			e.publish(g)
+			clicks := func() float64 {
+				t.Helper()
+				res, err := e.Search(context.Background(), SearchRequest{Query: "guitar album", K: 10, Explain: true})
+				if err != nil || len(res.Degraded) > 0 {
+					t.Fatalf("search: %v, degraded %v", err, res.Degraded)
+				}
+				for _, h := range res.Items {
+					if h.ID == "j1" {
+						return math.Expm1(float64(h.Features[2]))
+					}
+				}
+				t.Fatalf("j1 not in %v", ids(res))
+				return 0
+			}
+			if got := clicks(); math.Abs(got-8) > 1e-4 {
+				t.Fatalf("first read: %v clicks, want 8", got)
+			}
+			first := rt.asked
+			rt.mu.Lock()
+			rt.counts["j1"] = realtime.Stats{Impressions: 800, Clicks: 80, At: at}
+			rt.mu.Unlock()
+			// An hour later (one half-life of the fake store).
+			clock = at.Add(time.Hour)
+			got := clicks()
+			if ttl == 0 {
+				if math.Abs(got-80) > 1e-3 || rt.asked != 2*first {
+					t.Fatalf("cache off: %v clicks from %d ids, want the store's 80 from %d", got, rt.asked-first, first)
+				}
+				return
+			}
+			if math.Abs(got-4) > 1e-4 || rt.asked != first {
+				t.Fatalf("cached: %v clicks, %d more ids read; want 8 decayed one half-life (4) and none read", got, rt.asked-first)
+			}
+		})
 	}
 }

@@ -102,12 +102,15 @@ type candidate struct {
 	// inLexical and inDense say which source lists hold it; exactID marks
 	// the item whose id the query is.
 	inLexical, inDense, exactID bool
+	// seq is the order the sources found it in, the last tie-break.
+	seq int32
 }
 
 // hitCandidates turns one vector search (or the popular list) into
 // candidates: the lexical features keep their "not found" values.
-func (e *Engine) hitCandidates(hits []index.Hit, dense bool) []candidate {
-	out := make([]candidate, len(hits))
+func (e *Engine) hitCandidates(sc *scratch, hits []index.Hit, dense bool) []candidate {
+	out := grow(sc.cands, len(hits))[:len(hits)]
+	sc.cands = out
 	for i, h := range hits {
 		out[i] = candidate{id: h.ID, inDense: dense,
 			ret: rank.Retrieval{Score: h.Score, Rank: i, LexRank: e.cfg.Retrieval.LexicalDepth, DenseRank: e.cfg.Retrieval.DenseDepth}}
@@ -144,7 +147,7 @@ func relative(cands []candidate) {
 // scores every matching item, and a dense score is one dot product. The
 // filter is called by one source at a time (it is not safe to share across
 // goroutines).
-func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter) []candidate {
+func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, sc *scratch) []candidate {
 	rc := e.cfg.Retrieval
 	limit := max(e.cfg.Candidates, in.k)
 	lexDepth, denseDepth := max(rc.LexicalDepth, in.k), max(rc.DenseDepth, in.k)
@@ -155,9 +158,10 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter) [
 		dense []index.Hit
 		lex   *index.LexicalResult
 	)
-	if in.vec != nil && in.lex != nil {
+	if in.vec != nil && in.lex != nil && g.filter.PerRequest() {
 		// The two sources ask about many of the same items, and a rule
-		// expression costs far more than a map lookup.
+		// evaluated per request costs far more than a map lookup (the
+		// others' verdicts the generation remembers).
 		memo, inner := make(map[int32]bool, 2*(denseDepth+lexDepth)), keep
 		keep = func(id int32) bool {
 			v, ok := memo[id]
@@ -179,14 +183,15 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter) [
 		defer lex.Release()
 		e.m.stage.WithLabelValues(in.surface, "retrieve_lexical").Observe(time.Since(start).Seconds())
 	}
-	pos := make(map[int32]int, len(dense)+lexLen(lex)+1)
-	var cands []candidate
+	pos := sc.pos
+	cands := grow(sc.cands, len(dense)+lexLen(lex)+1)
+	defer func() { sc.cands = cands }()
 	add := func(id int32) *candidate {
 		i, ok := pos[id]
 		if !ok {
 			i = len(cands)
 			pos[id] = i
-			cands = append(cands, candidate{id: id, ret: rank.Retrieval{LexRank: rc.LexicalDepth, DenseRank: rc.DenseDepth}})
+			cands = append(cands, candidate{id: id, seq: int32(i), ret: rank.Retrieval{LexRank: rc.LexicalDepth, DenseRank: rc.DenseDepth}})
 		}
 		return &cands[i]
 	}
@@ -218,7 +223,9 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter) [
 	}
 	relative(cands)
 	e.fuse(cands, in.mode, lex, dense)
-	slices.SortStableFunc(cands, func(a, b candidate) int {
+	// A total order (seq last), so the unstable sort is deterministic and
+	// ties keep the order the sources found them in.
+	slices.SortFunc(cands, func(a, b candidate) int {
 		if a.exactID != b.exactID {
 			if a.exactID {
 				return -1
@@ -228,7 +235,10 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter) [
 		if c := cmp.Compare(b.ret.Score, a.ret.Score); c != 0 {
 			return c
 		}
-		return cmp.Compare(min(a.ret.LexRank, a.ret.DenseRank), min(b.ret.LexRank, b.ret.DenseRank))
+		if c := cmp.Compare(min(a.ret.LexRank, a.ret.DenseRank), min(b.ret.LexRank, b.ret.DenseRank)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
 	})
 	if len(cands) > limit {
 		cands = cands[:limit]

@@ -11,36 +11,39 @@ import (
 
 // keep is the retrieval filter of one request: excluded items, the
 // request's structured filters (cheap, first), then the configured filter
-// rules. The index calls it from the searching goroutine only, so one Env
-// serves the whole request.
+// rules, whose verdicts the generation remembers where they depend only on
+// the item and the user's age. The index calls it from the searching
+// goroutine only, so one Env serves the whole request.
 func (e *Engine) keep(g *Generation, in stageInput, now time.Time) index.Filter {
-	set := e.deps.Rules
+	f := g.filter
 	env := rules.NewEnv(in.user.ID, in.user.Age, in.query, now)
+	cf := g.cols.compile(&in.filters)
 	return func(id int32) bool {
-		if in.exclude[id] {
+		if len(in.exclude) > 0 && in.exclude[id] {
 			return false
 		}
-		it := &g.items[id]
-		if !in.filters.match(it) {
+		if !cf.match(id) {
 			return false
 		}
-		if set == nil {
-			return true
-		}
-		env.SetItem(it)
-		return set.Keep(env)
+		return f.Keep(id, env)
 	}
 }
 
 // applyRules orders the scored candidates and applies the business rules.
 // Each returned candidate's Ref indexes hits and the feature rows.
-func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, in stageInput, now time.Time) []rules.Candidate {
-	cands := make([]rules.Candidate, len(hits))
+func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, in stageInput, now time.Time, sc *scratch) []rules.Candidate {
+	cands := grow(sc.ranked, len(hits))[:len(hits)]
+	sc.ranked = cands
 	for i, h := range hits {
 		cands[i] = rules.Candidate{Item: &g.items[h.id], Score: scores[i], Ref: i}
 	}
-	// Stable, so equal scores keep retrieval order.
-	slices.SortStableFunc(cands, func(a, b rules.Candidate) int { return cmp.Compare(b.Score, a.Score) })
+	// Equal scores keep retrieval order (Ref).
+	slices.SortFunc(cands, func(a, b rules.Candidate) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Ref, b.Ref)
+	})
 	if e.deps.Rules != nil {
 		e.deps.Rules.Apply(cands, rules.NewEnv(in.user.ID, in.user.Age, in.query, now))
 	}

@@ -3,7 +3,9 @@ package feedback
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -174,6 +176,58 @@ func unmarshalStrict(body []byte) (Event, error) {
 	if len(body) > MaxEventBytes {
 		return Event{}, fieldErr("body", fmt.Sprintf("larger than %d bytes", MaxEventBytes))
 	}
+	if ev, ok := decodeFast(body); ok {
+		return ev, nil
+	}
+	return decodeSlow(body)
+}
+
+// fastEvent decodes a whole event in one pass: timestamps by time.Time
+// (strict RFC 3339), items in place. Pointers let a null item be told from
+// an empty one.
+type fastEvent struct {
+	*eventAlias
+	Items []*ImpressionItem `json:"items,omitempty"`
+}
+
+// decodeFast is unmarshalStrict for well-formed bodies, the usual case:
+// one strict decoder over the whole document rather than one per item
+// (a tenth of the cost for an impression of ten items). It accepts a
+// subset of what decodeSlow accepts, with the same result, and gives up
+// on anything else so that decodeSlow can name the field at fault.
+func decodeFast(body []byte) (Event, bool) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Event{}, false
+	}
+	var ev Event
+	w := fastEvent{eventAlias: (*eventAlias)(&ev)}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&w) != nil || dec.More() {
+		return Event{}, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Event{}, false
+	}
+	if len(w.Items) > MaxItems {
+		return Event{}, false
+	}
+	if w.Items != nil {
+		ev.Items = make([]ImpressionItem, len(w.Items))
+		for i, it := range w.Items {
+			if it == nil {
+				return Event{}, false
+			}
+			ev.Items[i] = *it
+		}
+	}
+	return ev, true
+}
+
+// decodeSlow decodes the timestamp and each item on its own, so an error
+// names the field: "timestamp", "items[3].item_id".
+func decodeSlow(body []byte) (Event, error) {
 	var ev Event
 	w := wireEvent{eventAlias: (*eventAlias)(&ev)}
 	if err := decodeOne(body, &w, ""); err != nil {
@@ -236,6 +290,76 @@ func DecodeStored(value []byte) (Event, error) {
 		return Event{}, err
 	}
 	return ev, ev.ValidateStored()
+}
+
+// DecodeStoredWithoutFeatures is DecodeStored for consumers that do not
+// read the ranker features an impression carries (the counter updater):
+// feature_names and items[].features are skipped, not parsed, and come
+// back empty. They are most of an impression's bytes and nearly all of its
+// parsing time. Everything else is decoded and validated as DecodeStored
+// does, with the same errors; a fault inside the features goes unseen.
+func DecodeStoredWithoutFeatures(value []byte) (Event, error) {
+	if ev, ok := decodeWithoutFeatures(value); ok {
+		return ev, ev.ValidateStored()
+	}
+	ev, err := DecodeStored(value)
+	ev.FeatureNames = nil
+	for i := range ev.Items {
+		ev.Items[i].Features = nil
+	}
+	return ev, err
+}
+
+// liteEvent is fastEvent with the features left raw.
+type liteEvent struct {
+	*eventAlias
+	FeatureNames json.RawMessage `json:"feature_names,omitempty"`
+	Items        []*liteItem     `json:"items,omitempty"`
+}
+
+type liteItem struct {
+	ItemID   string          `json:"item_id"`
+	Position int             `json:"position"`
+	Score    float32         `json:"score"`
+	Features json.RawMessage `json:"features,omitempty"`
+}
+
+// decodeWithoutFeatures is decodeFast skipping the features; anything it
+// does not accept goes to DecodeStored for the error.
+func decodeWithoutFeatures(body []byte) (Event, bool) {
+	trimmed := bytes.TrimSpace(body)
+	if len(body) > MaxEventBytes || len(trimmed) == 0 || trimmed[0] != '{' {
+		return Event{}, false
+	}
+	var ev Event
+	w := liteEvent{eventAlias: (*eventAlias)(&ev)}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&w) != nil {
+		return Event{}, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Event{}, false
+	}
+	if len(w.Items) > MaxItems || !rawArray(w.FeatureNames) {
+		return Event{}, false
+	}
+	if w.Items != nil {
+		ev.Items = make([]ImpressionItem, len(w.Items))
+		for i, it := range w.Items {
+			if it == nil || !rawArray(it.Features) {
+				return Event{}, false
+			}
+			ev.Items[i] = ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score}
+		}
+	}
+	return ev, true
+}
+
+// rawArray reports whether a skipped value is absent, null or an array,
+// the shapes DecodeStored accepts for a list.
+func rawArray(raw json.RawMessage) bool {
+	return len(raw) == 0 || raw[0] == '[' || string(raw) == "null"
 }
 
 // KnownType reports whether t is an event type, so callers keep

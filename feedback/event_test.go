@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,4 +321,103 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the event:\n%+v\n%+v", ev, again)
 		}
 	})
+}
+
+// FuzzDecodeFast: the one-pass decoder accepts only what the field-by-field
+// one accepts, and decodes it to the same event.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range []string{validClick, validPurchase, validImpression, `{}`, `{"items":[null]}`, `{"items":[]}`,
+		`{"timestamp":null}`, `{"timestamp":"2026-11-01T11:59:00+02:00"}`, `{"timestamp":"2026-11-01T11:59:00.123456789-07:30"}`,
+		`{"items":[{"item_id":"a","extra":1}]}`, `{"ITEMS":[{"ITEM_ID":"a"}],"Type":"click"}`, `{"items":null}`, `{} {}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := decodeFast(body)
+		if !ok {
+			return
+		}
+		slow, err := decodeSlow(body)
+		if err != nil {
+			t.Fatalf("the fast path accepted what the slow one rejects (%v):\n%s", err, body)
+		}
+		if !eventsEqual(fast, slow) || fast.Timestamp.String() != slow.Timestamp.String() {
+			t.Fatalf("fast and slow paths disagree:\n%+v\n%+v", fast, slow)
+		}
+	})
+}
+
+// benchImpression is an engine impression: ten items, each with its ranker
+// features.
+func benchImpression(b *testing.B) []byte {
+	ev := Event{Type: TypeImpression, SchemaVersion: 1, Timestamp: testNow, UserID: "u1", RequestID: "r1", Surface: "search",
+		Bundle: "v1", FeatureNames: make([]string, 30)}
+	for i := range ev.FeatureNames {
+		ev.FeatureNames[i] = "feature_" + strconv.Itoa(i)
+	}
+	for i := range 10 {
+		it := ImpressionItem{ItemID: "item-" + strconv.Itoa(i), Position: i, Score: 0.5, Features: make([]float32, 30)}
+		for j := range it.Features {
+			it.Features[j] = float32(i*j) / 7
+		}
+		ev.Items = append(ev.Items, it)
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+func BenchmarkDecodeStored(b *testing.B) {
+	body := benchImpression(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := DecodeStored(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzDecodeStoredWithoutFeatures: what DecodeStored accepts, the decoder
+// that skips features accepts as the same event without them; what only
+// it accepts is wrong in the features alone.
+func FuzzDecodeStoredWithoutFeatures(f *testing.F) {
+	for _, s := range []string{validClick, validPurchase, validImpression, `{}`, `{"items":[null]}`,
+		`{"type":"impression","schema_version":1,"timestamp":"2026-11-01T11:59:00Z","user_id":"u1","surface":"search","feature_names":["a","a"],"items":[{"item_id":"x","position":0,"score":1}]}`,
+		`{"type":"impression","schema_version":1,"timestamp":"2026-11-01T11:59:00Z","user_id":"u1","surface":"search","feature_names":"a","items":[{"item_id":"x","position":0,"score":1,"features":{}}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		full, errFull := DecodeStored(body)
+		lite, errLite := DecodeStoredWithoutFeatures(body)
+		switch {
+		case errFull == nil && errLite != nil:
+			t.Fatalf("DecodeStored accepts, without features rejects: %v\n%s", errLite, body)
+		case errFull == nil:
+			full.FeatureNames = nil
+			for i := range full.Items {
+				full.Items[i].Features = nil
+			}
+			if !eventsEqual(full, lite) {
+				t.Fatalf("decoders disagree:\n%+v\n%+v", full, lite)
+			}
+		case errLite == nil:
+			var fe *FieldError
+			if !errors.As(errFull, &fe) || !strings.HasPrefix(fe.Field, "feature_names") && !strings.Contains(fe.Field, "features") {
+				t.Fatalf("without features accepts what DecodeStored rejects for %v\n%s", errFull, body)
+			}
+		}
+	})
+}
+
+func BenchmarkDecodeStoredWithoutFeatures(b *testing.B) {
+	body := benchImpression(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := DecodeStoredWithoutFeatures(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

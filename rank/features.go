@@ -197,7 +197,19 @@ type Config struct {
 	// KeyPrefix namespaces the store's keys so several deployments can
 	// share one Redis.
 	KeyPrefix string `yaml:"key_prefix"`
+	// ItemFeatures is where the item-source features are read per
+	// request: ItemFeaturesBundle (the bundle's rows in process memory,
+	// the default) or ItemFeaturesStore (the feature store, seeded from the
+	// bundle at load, for a pipeline that updates them between builds).
+	// Empty is ItemFeaturesBundle.
+	ItemFeatures string `yaml:"item_features"`
 }
+
+// Where item features are served from (Config.ItemFeatures).
+const (
+	ItemFeaturesBundle = "bundle"
+	ItemFeaturesStore  = "store"
+)
 
 // DefaultConfig declares every built-in feature with a small hand-set linear
 // ranker, a sensible start before a trained model exists.
@@ -236,6 +248,7 @@ func DefaultConfig() Config {
 		},
 		FetchTimeout: 50 * time.Millisecond,
 		KeyPrefix:    "recsys",
+		ItemFeatures: ItemFeaturesBundle,
 	}
 }
 
@@ -295,6 +308,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("key_prefix: must not be empty"))
 	} else if strings.ContainsAny(c.KeyPrefix, " \t\r\n") {
 		errs = append(errs, errors.New("key_prefix: must not contain whitespace"))
+	}
+	switch c.ItemFeatures {
+	case "", ItemFeaturesBundle, ItemFeaturesStore:
+	default:
+		errs = append(errs, fmt.Errorf("item_features: must be %s or %s, got %q", ItemFeaturesBundle, ItemFeaturesStore, c.ItemFeatures))
 	}
 	return errors.Join(errs...)
 }

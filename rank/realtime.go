@@ -27,6 +27,9 @@ func (s *Store) UseRealtime(keyPrefix string, halfLife time.Duration) {
 	s.rtPrefix, s.rtHalfLife = keyPrefix, halfLife
 }
 
+// HalfLife is the decay of the counts (UseRealtime's halfLife).
+func (s *Store) HalfLife() time.Duration { return s.rtHalfLife }
+
 // FetchRealtime reads the decayed counts of ids (when counters) and the
 // user's history (when user is not empty) in one pipelined round trip,
 // bounded by the fetch timeout. Unparsable values count as no events.

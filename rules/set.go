@@ -28,8 +28,19 @@ type Candidate struct {
 }
 
 type program struct {
-	name string
-	prog *vm.Program // nil: a business rule without When applies to all
+	name  string
+	prog  *vm.Program // nil: a business rule without When applies to all
+	class class       // what a filter's verdict depends on (see Bound)
+	fn    pred        // prog compiled to Go, or nil: prog runs in the VM
+}
+
+// newProgram wraps a compiled expression (nil for a business rule that
+// always applies).
+func newProgram(name string, p *vm.Program) program {
+	if p == nil {
+		return program{name: name}
+	}
+	return program{name: name, prog: p, class: classify(p), fn: compilePred(p.Node())}
 }
 
 type business struct {
@@ -46,6 +57,7 @@ type Set struct {
 	boosts   []business
 	caps     []business
 	vms      sync.Pool // *vm.VM: a VM keeps its stack between runs
+	capState sync.Pool // *capState: applyCaps's counts, cleared and reused
 	runtimeE atomic.Uint64
 }
 
@@ -64,7 +76,7 @@ func Compile(cfg Config) (*Set, error) {
 			errs = append(errs, fmt.Errorf("rules.filters[%d] %q: %w", i, f.Name, err))
 			continue
 		}
-		s.filters = append(s.filters, program{name: f.Name, prog: p})
+		s.filters = append(s.filters, newProgram(f.Name, p))
 	}
 	for i, b := range cfg.Business {
 		r := business{program: program{name: b.Name}, action: b.Action, amount: float32(b.Amount), by: b.By, max: b.Max}
@@ -74,7 +86,7 @@ func Compile(cfg Config) (*Set, error) {
 				errs = append(errs, fmt.Errorf("rules.business[%d] %q: %w", i, b.Name, err))
 				continue
 			}
-			r.prog = p
+			r.program = newProgram(b.Name, p)
 		}
 		switch b.Action {
 		case ActionBoost:
@@ -119,9 +131,13 @@ func (s *Set) RuntimeErrors() uint64 { return s.runtimeE.Load() }
 // Len is the number of filter and business rules.
 func (s *Set) Len() (filters, business int) { return len(s.filters), len(s.boosts) + len(s.caps) }
 
-// eval runs p on env with m, treating a run-time error as false.
-func (s *Set) eval(m *vm.VM, p *vm.Program, env *Env) bool {
-	out, err := m.Run(p, env)
+// eval runs p on env (compiled, or with m), treating a run-time error as
+// false.
+func (s *Set) eval(m *vm.VM, p *program, env *Env) bool {
+	if p.fn != nil {
+		return p.fn(env)
+	}
+	out, err := m.Run(p.prog, env)
 	if err != nil {
 		s.runtimeE.Add(1)
 		return false
@@ -140,7 +156,7 @@ func (s *Set) Keep(env *Env) bool {
 	m := s.vms.Get().(*vm.VM)
 	keep := true
 	for i := range s.filters {
-		if !s.eval(m, s.filters[i].prog, env) {
+		if !s.eval(m, &s.filters[i], env) {
 			keep = false
 			break
 		}
@@ -166,31 +182,46 @@ func (s *Set) Apply(cands []Candidate, env *Env) {
 	m := s.vms.Get().(*vm.VM)
 	defer s.vms.Put(m)
 	if len(s.boosts) > 0 {
+		fired := false
 		for i := range cands {
 			c := &cands[i]
 			env.SetItem(c.Item)
 			for j := range s.boosts {
 				r := &s.boosts[j]
-				if r.prog == nil || s.eval(m, r.prog, env) {
+				if r.prog == nil || s.eval(m, &r.program, env) {
 					c.Score += r.amount
 					c.Fired = append(c.Fired, r.name)
+					fired = true
 				}
 			}
 		}
-		slices.SortStableFunc(cands, func(a, b Candidate) int { return cmp.Compare(b.Score, a.Score) })
+		byScore := func(a, b Candidate) int { return cmp.Compare(b.Score, a.Score) }
+		if fired || !slices.IsSortedFunc(cands, byScore) {
+			slices.SortStableFunc(cands, byScore)
+		}
 	}
 	if len(s.caps) > 0 {
 		s.applyCaps(m, cands, env)
 	}
 }
 
+// capState is applyCaps's scratch: per cap rule, items kept per brand or
+// category, and whether the rule applies to the candidate at hand.
+type capState struct {
+	counts  []map[string]int
+	applies []bool
+	over    []Candidate
+}
+
 func (s *Set) applyCaps(m *vm.VM, cands []Candidate, env *Env) {
-	counts := make([]map[string]int, len(s.caps))
-	for i := range counts {
-		counts[i] = map[string]int{}
+	st, _ := s.capState.Get().(*capState)
+	if st == nil {
+		st = &capState{counts: make([]map[string]int, len(s.caps)), applies: make([]bool, len(s.caps))}
+		for i := range st.counts {
+			st.counts[i] = map[string]int{}
+		}
 	}
-	applies := make([]bool, len(s.caps))
-	var over []Candidate
+	counts, applies, over := st.counts, st.applies, st.over
 	kept := 0
 	for i := range cands {
 		c := cands[i]
@@ -204,7 +235,7 @@ func (s *Set) applyCaps(m *vm.VM, cands []Candidate, env *Env) {
 			}
 			// An item without a brand (or category) is in no group, so no
 			// cap holds it back.
-			applies[j] = key != "" && (r.prog == nil || s.eval(m, r.prog, env))
+			applies[j] = key != "" && (r.prog == nil || s.eval(m, &r.program, env))
 			if applies[j] && counts[j][key] >= r.max {
 				held = true
 				c.Fired = append(c.Fired, r.name)
@@ -229,4 +260,10 @@ func (s *Set) applyCaps(m *vm.VM, cands []Candidate, env *Env) {
 		kept++
 	}
 	copy(cands[kept:], over)
+	for _, c := range counts {
+		clear(c)
+	}
+	clear(over) // no candidate pointers kept in the pool
+	st.over = over[:0]
+	s.capState.Put(st)
 }

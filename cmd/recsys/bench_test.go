@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,10 +17,17 @@ import (
 
 // BenchmarkServer measures whole requests over HTTP against a 10k-item
 // bundle (real redis-server, embedded Kafka): p50/p99 latency per surface.
-// search-dense-vs-hybrid sends each query in both retrieval modes.
+// search-dense-vs-hybrid sends each query in both retrieval modes. Every
+// listener binds port 0; RECSYS_BENCH_REDIS_ADDR points it at a running
+// Redis instead of starting redis-server (which is checked to be the
+// process it started, so it runs beside other servers).
 func BenchmarkServer(b *testing.B) {
 	dir := b.TempDir()
-	cfg := testConfig(b, dir, realRedis(b))
+	addr := os.Getenv("RECSYS_BENCH_REDIS_ADDR")
+	if addr == "" {
+		addr = realRedis(b)
+	}
+	cfg := testConfig(b, dir, addr)
 	wcfg := world.Config{Items: 10000, Users: 200, Seed: 1}
 	if err := world.Write(filepath.Join(dir, "world"), wcfg, io.Discard); err != nil {
 		b.Fatal(err)

@@ -415,6 +415,9 @@ func TestServer_RedisStopped(t *testing.T) {
 	}
 	defer proc.Close()
 	cfg := testConfig(t, dir, proc.Addr())
+	// Every read reaches Redis: counters cached a moment ago are real
+	// values, not defaults, and would rightly go unflagged.
+	cfg.Engine.CounterCache = 0
 	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 9}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -683,6 +686,7 @@ func TestServer_RedisRestartedEmpty(t *testing.T) {
 	}
 	port := p.Port()
 	cfg := testConfig(t, dir, p.Addr())
+	cfg.Rank.ItemFeatures = rank.ItemFeaturesStore // the path that loses them
 	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -784,6 +788,21 @@ func TestServer_RedisRestartedEmpty(t *testing.T) {
 		}
 		t.Logf("started with Redis down; features served %v after it came up", time.Since(up).Round(time.Millisecond))
 	})
+
+	// Served from the bundle (the default), item features do not depend
+	// on Redis: with it down only the real-time features are defaults,
+	// still flagged.
+	t.Run("bundle item features while Redis is down", func(t *testing.T) {
+		down := freePort(t)
+		cfg2 := *cfg
+		cfg2.Rank.ItemFeatures = rank.ItemFeaturesBundle
+		cfg2.Redis.Addr = "127.0.0.1:" + down
+		cfg2.Kafka.Spool.Dir, cfg2.Embedded.Kafka.DataDir = t.TempDir(), t.TempDir()
+		_, base := startServer(t, &cfg2)
+		if real, flagged := featureProbe(t, base); !real || !flagged {
+			t.Fatalf("bundle features with Redis down: real item features %v, flagged %v; want real, flagged for the counters", real, flagged)
+		}
+	})
 }
 
 // TestServer_RedisCluster is issue 11's must-show 4: serve against a real
@@ -806,6 +825,7 @@ func TestServer_RedisCluster(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
 	cfg.Redis.Mode, cfg.Redis.Addr, cfg.Redis.Addrs = rank.RedisCluster, "", cl.Addrs()
+	cfg.Rank.ItemFeatures = rank.ItemFeaturesStore
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -858,4 +878,42 @@ func TestServer_RedisCluster(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestServer_ItemFeaturesBundleMatchesStore: item features served from the
+// bundle in memory (the default) are the ones the feature store serves
+// when seeded from it: the same bundle under both modes gives every query
+// the same items with the same ranker inputs.
+func TestServer_ItemFeaturesBundleMatchesStore(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 9}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	buildBundle(t, cfg)
+	bases := map[string]string{}
+	for _, mode := range []string{rank.ItemFeaturesBundle, rank.ItemFeaturesStore} {
+		c := *cfg
+		c.Rank.ItemFeatures = mode
+		c.Kafka.Spool.Dir, c.Embedded.Kafka.DataDir = t.TempDir(), t.TempDir()
+		_, bases[mode] = startServer(t, &c)
+	}
+	compared := 0
+	for _, q := range []string{"gift", "wireless headphones", "garden tools", "red wine"} {
+		body := map[string]any{"query": q, "k": 10, "explain": true}
+		a, b := searchOK(t, bases[rank.ItemFeaturesBundle], body), searchOK(t, bases[rank.ItemFeaturesStore], body)
+		if len(a.Degraded)+len(b.Degraded) > 0 {
+			t.Fatalf("%q: degraded %v (bundle), %v (store)", q, a.Degraded, b.Degraded)
+		}
+		if len(a.Items) != len(b.Items) || len(a.Items) == 0 {
+			t.Fatalf("%q: %d items from the bundle, %d from the store", q, len(a.Items), len(b.Items))
+		}
+		for i := range a.Items {
+			if a.Items[i].ID != b.Items[i].ID || !slices.Equal(a.Items[i].Features, b.Items[i].Features) {
+				t.Fatalf("%q rank %d: bundle %s %v, store %s %v", q, i, a.Items[i].ID, a.Items[i].Features, b.Items[i].ID, b.Items[i].Features)
+			}
+			compared++
+		}
+	}
+	t.Logf("%d ranked items compared: same ids, same feature vectors", compared)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -65,6 +67,8 @@ type Server struct {
 	RedisAddr    string
 	// AdminAddr is where the admin API listens ("" when disabled).
 	AdminAddr string
+	// PprofAddr is where net/http/pprof listens ("" when disabled).
+	PprofAddr string
 
 	admin    *api.Admin
 	adminLn  net.Listener
@@ -126,6 +130,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 			return nil, err
 		}
 		s.closers = append(s.closers, r.Close)
+		// The counters' scripts run in Go here: the embedded server's Lua
+		// interpreter cost a quarter of the CPU under load.
+		for src, fn := range counters.NativeScripts() {
+			r.Native(src, fn)
+		}
 		rcfg.Addr = r.Addr()
 		log.Info("redis.addr is empty: started the in-process Redis-protocol server", "addr", rcfg.Addr)
 	}
@@ -138,11 +147,15 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	}
 	ccfg := cfg.Kafka.Counters.WithDefaults()
 	store.UseRealtime(ccfg.KeyPrefix, ccfg.HalfLife)
-	s.Engine, err = engine.New(cfg.Engine, engine.Deps{
-		Features: store, Realtime: store, Seeder: store, Impressions: s.sink, Rules: set,
+	deps := engine.Deps{
+		Realtime: store, Impressions: s.sink, Rules: set,
 		Load:   loadOptions(cfg),
 		Logger: log, Registerer: s.Registry,
-	})
+	}
+	if cfg.Rank.ItemFeatures == rank.ItemFeaturesStore {
+		deps.Features, deps.Seeder = store, store
+	}
+	s.Engine, err = engine.New(cfg.Engine, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +164,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	s.goBackground(s.Engine.Run)
+	if err := s.openPprof(); err != nil {
+		return nil, err
+	}
 	// Started once a bundle is live: only its items are counted, and an
 	// event naming another goes to the dead-letter topic.
 	updater, err := counters.New(kcfg, ccfg, client, counters.Options{Logger: log, Registerer: s.Registry,
@@ -208,6 +224,39 @@ func (s *Server) openAdmin() error {
 	s.AdminAddr = s.adminLn.Addr().String()
 	ln := s.adminLn
 	s.closers = append(s.closers, func() { ln.Close() })
+	return nil
+}
+
+// openPprof serves net/http/pprof on server.pprof_addr (loopback only,
+// checked by the config). An address that cannot be bound fails the start,
+// as the other listeners do.
+func (s *Server) openPprof() error {
+	if s.cfg.Server.PprofAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Server.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof listener (server.pprof_addr): %w", err)
+	}
+	s.PprofAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.log.Info("pprof", "addr", s.PprofAddr)
+	s.goBackground(func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			srv.Close()
+		}()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("pprof listener: %w", err)
+		}
+		return nil
+	})
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,15 +113,22 @@ func (c Config) WithDefaults() Config {
 //
 // Every script touches keys of one hash slot (see internal/realtime).
 
-// itemScript applies one record to one item's decayed counts. KEYS[1]: the
-// item key. ARGV: 1 field (1 impressions, 2 clicks), 2 event time ms, 3
-// half-life ms, 4 TTL ms, 5 partition, 6 offset. The value is
+// itemScript applies the records of one chunk that touch one item to its
+// decayed counts, in record order, so a popular item costs one call per
+// chunk rather than one per impression. KEYS[1]: the item key. ARGV: 1
+// half-life ms, 2 TTL ms, then per record a group of four: field (1
+// impressions, 2 clicks), event time ms, partition, offset. The value is
 // "<impressions> <clicks> <reference ms>" and then "<partition>:<offset>"
-// tokens. An event newer than the reference decays the counts to its time
-// and adds 1; an older one (events arrive out of order across partitions)
-// adds its own decayed weight.
-var itemScript = redis.NewScript(`
-local imp, clk, ref = 0, 0, tonumber(ARGV[2])
+// tokens. A record at or below its partition's stored offset was applied
+// before and is skipped. An event newer than the reference decays the
+// counts to its time and adds 1; an older one (events arrive out of order
+// across partitions) adds its own decayed weight. The reply has one
+// character per group: 1 applied, 0 skipped.
+var itemScript = redis.NewScript(itemLua)
+
+const itemLua = `
+local hl = tonumber(ARGV[1])
+local imp, clk, ref = 0, 0, nil
 local offs, order = {}, {}
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -129,35 +137,47 @@ if v then
     i = i + 1
     if i == 1 then imp = tonumber(tok) or 0
     elseif i == 2 then clk = tonumber(tok) or 0
-    elseif i == 3 then ref = tonumber(tok) or ref
+    elseif i == 3 then ref = tonumber(tok)
     else
       local p, o = string.match(tok, '^(%d+):(%d+)$')
       if p and not offs[p] then offs[p] = tonumber(o); order[#order + 1] = p end
     end
   end
 end
-local p, o = ARGV[5], tonumber(ARGV[6])
-if offs[p] and offs[p] >= o then return 0 end
-if not offs[p] then order[#order + 1] = p end
-offs[p] = o
-local t, h = tonumber(ARGV[2]), tonumber(ARGV[3])
-local add = 1
-if t >= ref then
-  local f = 2 ^ (-(t - ref) / h)
-  imp, clk, ref = imp * f, clk * f, t
-else
-  add = 2 ^ (-(ref - t) / h)
+local applied, changed = {}, false
+for g = 3, #ARGV, 4 do
+  local t, p, o = tonumber(ARGV[g + 1]), ARGV[g + 2], tonumber(ARGV[g + 3])
+  if offs[p] and offs[p] >= o then
+    applied[#applied + 1] = '0'
+  else
+    if not offs[p] then order[#order + 1] = p end
+    offs[p] = o
+    if ref == nil then ref = t end
+    local add = 1
+    if t >= ref then
+      local f = 2 ^ (-(t - ref) / hl)
+      imp, clk, ref = imp * f, clk * f, t
+    else
+      add = 2 ^ (-(ref - t) / hl)
+    end
+    if ARGV[g] == '1' then imp = imp + add else clk = clk + add end
+    applied[#applied + 1] = '1'
+    changed = true
+  end
 end
-if ARGV[1] == '1' then imp = imp + add else clk = clk + add end
-local out = string.format('%.9g %.9g %.0f', imp, clk, ref)
-for _, q in ipairs(order) do out = out .. ' ' .. q .. ':' .. string.format('%.0f', offs[q]) end
-redis.call('SET', KEYS[1], out, 'PX', ARGV[4])
-return 1`)
+if changed then
+  local out = string.format('%.9g %.9g %.0f', imp, clk, ref)
+  for _, q in ipairs(order) do out = out .. ' ' .. q .. ':' .. string.format('%.0f', offs[q]) end
+  redis.call('SET', KEYS[1], out, 'PX', ARGV[2])
+end
+return table.concat(applied)`
 
 // userScript pushes one record's item onto a user's history. KEYS: the
 // history list and its offset key (one hash tag). ARGV: 1 item, 2 history
 // length, 3 TTL ms, 4 partition, 5 offset.
-var userScript = redis.NewScript(`
+var userScript = redis.NewScript(userLua)
+
+const userLua = `
 local last = redis.call('GET', KEYS[2])
 if last then
   local p, o = string.match(last, '^(%d+):(%d+)$')
@@ -167,7 +187,7 @@ redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4] .. ':' .. ARGV[5], 'PX', ARGV[3])
-return 1`)
+return 1`
 
 // Updater is the real-time feature updater: a consumer in a consumer group
 // that turns events into per-item counters in Redis (impressions, clicks,
@@ -182,11 +202,16 @@ type Updater struct {
 	logger      *slog.Logger
 	lag         *prometheus.GaugeVec
 	events      *prometheus.CounterVec
+	retries     prometheus.Counter
 
 	mu      sync.Mutex
 	lags    map[int32]int64
 	counted int64
 	dups    int64
+
+	// chunk is how many records one pipeline carries now: halved when a
+	// batch times out (an overloaded Redis), doubled back after successes.
+	chunk atomic.Int64
 }
 
 // ReasonUnknownItem starts the dead-letter reason of an event naming an
@@ -228,8 +253,13 @@ func New(cfg eventlog.Config, ccfg Config, rdb redis.UniversalClient, o Options)
 		Name: "recsys_feedback_consumed_total",
 		Help: "Records processed by a consumer group, by result (counted, duplicate, reread, invalid, unknown_item, poison).",
 	}, []string{"group", "result"})
+	c.retries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "recsys_counters_batch_retries_total",
+		Help: "Batches the counter updater could not apply (Redis timing out or down) and re-read after a backoff.",
+	})
+	c.chunk.Store(maxChunk)
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.lag, c.events} {
+		for _, col := range []prometheus.Collector{c.lag, c.events, c.retries} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("register counters metrics: %w", err)
 			}
@@ -260,6 +290,7 @@ func (c *Updater) Run(ctx context.Context) error {
 		return fmt.Errorf("new kafka client: %w", err)
 	}
 	defer cl.Close()
+	failures := 0
 	for {
 		fetches := cl.PollRecords(ctx, 5000)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
@@ -271,10 +302,10 @@ func (c *Updater) Run(ctx context.Context) error {
 		})
 		recs := fetches.Records()
 		err := c.apply(ctx, recs)
-		if err != nil && ctx.Err() == nil && c.rdb.Ping(ctx).Err() == nil {
-			// Redis answers, yet the batch fails: a record is poison.
-			// Apply them one by one and dead-letter the ones that fail,
-			// rather than retry the batch forever.
+		if err != nil && ctx.Err() == nil && refused(err) {
+			// Redis refused a command: a record is poison. Apply them one
+			// by one and dead-letter the ones that fail, rather than retry
+			// the batch forever.
 			err = c.isolate(ctx, recs, err)
 		}
 		if err == nil {
@@ -286,13 +317,27 @@ func (c *Updater) Run(ctx context.Context) error {
 			cancel()
 		}
 		if err != nil {
-			c.logger.Warn("counters: batch not applied, re-reading from the committed offsets", "err", err)
+			// A timeout or an outage: smaller pipelines, and a pause that
+			// doubles while it lasts, so an overloaded Redis is given
+			// room rather than the same batch again at once.
+			failures++
+			pause := min(retryBase<<min(failures-1, 10), retryMax)
+			if c.chunk.Load() > minChunk {
+				c.chunk.Store(max(c.chunk.Load()/2, minChunk))
+			}
+			c.retries.Inc()
+			c.logger.Warn("counters: batch not applied, re-reading from the committed offsets", "err", err,
+				"records", len(recs), "chunk", c.chunk.Load(), "retry_in", pause)
 			c.rewind(cl, recs)
 			cl.AllowRebalance()
-			if !sleep(ctx, time.Second) {
+			if !sleep(ctx, pause) {
 				return nil
 			}
 			continue
+		}
+		failures = 0
+		if n := c.chunk.Load(); n < maxChunk {
+			c.chunk.Store(min(2*n, maxChunk))
 		}
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if n := len(p.Records); n > 0 {
@@ -350,19 +395,42 @@ func (c *Updater) setLag(p int32, lag int64) {
 	c.lag.WithLabelValues(c.ccfg.Group).Set(float64(sum))
 }
 
-// chunk is how many records one round of pipelines covers: large enough
-// to amortise round trips, small enough that one Exec stays well inside
-// the client's read timeout on a busy server.
-const chunk = 256
+// A chunk is how many records one round of pipelines covers: large
+// enough to amortise round trips, small enough that one Exec stays well
+// inside the client's read timeout on a busy server. It starts at
+// maxChunk and adapts (Updater.chunk).
+const (
+	maxChunk = 256
+	minChunk = 8
+)
+
+// The pause after a failed batch starts at retryBase and doubles with
+// each failure in a row, up to retryMax.
+const (
+	retryBase = 250 * time.Millisecond
+	retryMax  = 30 * time.Second
+)
 
 // apply counts every valid event of recs, chunk by chunk.
 func (c *Updater) apply(ctx context.Context, recs []*kgo.Record) error {
-	for start := 0; start < len(recs); start += chunk {
-		if err := c.applyChunk(ctx, recs[start:min(start+chunk, len(recs))]); err != nil {
+	n := int(c.chunk.Load())
+	if n <= 0 {
+		n = maxChunk
+	}
+	for start := 0; start < len(recs); start += n {
+		if err := c.applyChunk(ctx, recs[start:min(start+n, len(recs))]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// refused reports whether err is Redis answering a command with an error
+// (a wrong type, a script error): the records are at fault, not the
+// connection. Timeouts, refused connections and closed clients are not.
+func refused(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
 }
 
 // work is one decoded record on its way into Redis.
@@ -372,7 +440,16 @@ type work struct {
 	mark string // "<partition>:<offset>"
 	set  *redis.BoolCmd
 	get  *redis.StringCmd
-	cmds []*redis.Cmd // the scripts queued for it
+	cmds []*redis.Cmd // the user scripts queued for it
+	// groups are its places in the chunk's item scripts.
+	groups []group
+}
+
+// group is one record's place in an item script call: the call and the
+// group's index in its reply.
+type group struct {
+	cmd *redis.Cmd
+	at  int
 }
 
 func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
@@ -383,7 +460,7 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 		dead    []eventlog.DeadLetter
 	)
 	for _, r := range recs {
-		ev, err := feedback.DecodeStored(r.Value)
+		ev, err := feedback.DecodeStoredWithoutFeatures(r.Value)
 		if err != nil || ev.EventID == "" {
 			invalid++
 			continue
@@ -435,11 +512,7 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 	}
 	hl := c.ccfg.HalfLife.Milliseconds()
 	itemTTL := max(10*hl, (24 * time.Hour).Milliseconds())
-	if err := c.pipelined(ctx, func(pipe redis.Pipeliner) {
-		for _, w := range apply {
-			c.queue(ctx, pipe, w, hl, itemTTL)
-		}
-	}); err != nil {
+	if err := c.pipelined(ctx, func(pipe redis.Pipeliner) { c.queue(ctx, pipe, apply, hl, itemTTL) }); err != nil {
 		return fmt.Errorf("update counters: %w", err)
 	}
 	// Counted: a new event, or a re-read that completed what a crash cut
@@ -450,6 +523,10 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 		for _, cmd := range w.cmds {
 			n, _ := cmd.Int64()
 			changed = changed || n == 1
+		}
+		for _, g := range w.groups {
+			r, _ := g.cmd.Text()
+			changed = changed || g.at < len(r) && r[g.at] == '1'
 		}
 		if changed {
 			counted++
@@ -469,29 +546,57 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-// queue adds w's scripts to pipe: the decayed counts of every item it
-// touches and, for actions, the user's history. Dwell events are
-// remembered (marked) but change nothing: no feature reads them yet.
-func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, w *work, hl, itemTTL int64) {
-	p, ev := c.ccfg.KeyPrefix, &w.ev
-	w.cmds = w.cmds[:0] // a retried pipeline queues anew
-	part, off := strconv.Itoa(int(w.rec.Partition)), w.rec.Offset
-	t := ev.Timestamp.UnixMilli()
-	switch ev.Type {
-	case feedback.TypeImpression:
-		for _, it := range ev.Items {
-			if c.known == nil || c.known(it.ItemID) {
-				w.cmds = append(w.cmds, itemScript.EvalSha(ctx, pipe, []string{realtime.ItemKey(p, it.ItemID)}, 1, t, hl, itemTTL, part, off))
+// queue adds the scripts of ws to pipe: one item script per item touched,
+// its groups in record order, and for actions the user's history. Dwell
+// events are remembered (marked) but change nothing: no feature reads them
+// yet.
+func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, hl, itemTTL int64) {
+	p := c.ccfg.KeyPrefix
+	type item struct {
+		key  string
+		args []any
+		ws   []*work // the record of each group
+	}
+	var items []*item
+	byKey := map[string]*item{}
+	add := func(w *work, id string, field int, t int64, part string) {
+		key := realtime.ItemKey(p, id)
+		it := byKey[key]
+		if it == nil {
+			it = &item{key: key, args: []any{hl, itemTTL}}
+			byKey[key] = it
+			items = append(items, it)
+		}
+		it.args = append(it.args, field, t, part, w.rec.Offset)
+		it.ws = append(it.ws, w)
+	}
+	for _, w := range ws {
+		ev := &w.ev
+		w.cmds, w.groups = w.cmds[:0], w.groups[:0] // a retried pipeline queues anew
+		part := strconv.Itoa(int(w.rec.Partition))
+		t := ev.Timestamp.UnixMilli()
+		switch ev.Type {
+		case feedback.TypeImpression:
+			for _, it := range ev.Items {
+				if c.known == nil || c.known(it.ItemID) {
+					add(w, it.ItemID, 1, t, part)
+				}
+			}
+		case feedback.TypeClick:
+			add(w, ev.ItemID, 2, t, part)
+		}
+		switch ev.Type {
+		case feedback.TypeClick, feedback.TypeAddToCart, feedback.TypePurchase:
+			if ev.UserID != "" {
+				w.cmds = append(w.cmds, userScript.EvalSha(ctx, pipe, []string{realtime.UserKey(p, ev.UserID), realtime.UserOffsetKey(p, ev.UserID)},
+					ev.ItemID, c.ccfg.HistoryLength, c.ccfg.HistoryTTL.Milliseconds(), part, w.rec.Offset))
 			}
 		}
-	case feedback.TypeClick:
-		w.cmds = append(w.cmds, itemScript.EvalSha(ctx, pipe, []string{realtime.ItemKey(p, ev.ItemID)}, 2, t, hl, itemTTL, part, off))
 	}
-	switch ev.Type {
-	case feedback.TypeClick, feedback.TypeAddToCart, feedback.TypePurchase:
-		if ev.UserID != "" {
-			w.cmds = append(w.cmds, userScript.EvalSha(ctx, pipe, []string{realtime.UserKey(p, ev.UserID), realtime.UserOffsetKey(p, ev.UserID)},
-				ev.ItemID, c.ccfg.HistoryLength, c.ccfg.HistoryTTL.Milliseconds(), part, off))
+	for _, it := range items {
+		cmd := itemScript.EvalSha(ctx, pipe, []string{it.key}, it.args...)
+		for at, w := range it.ws {
+			w.groups = append(w.groups, group{cmd: cmd, at: at})
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,8 @@ import (
 // redisServers returns the Redis implementations the counters contract runs
 // against, as client factories: a real redis-server and a real three-master
 // Redis Cluster (skipped when redis-server is not installed), and the
-// in-process server. A factory's client sees an empty database.
+// in-process server running the scripts as Lua and as their native Go
+// equivalents (what serve runs). A factory's client sees an empty database.
 func redisServers(t *testing.T) map[string]func(t *testing.T) redis.UniversalClient {
 	t.Helper()
 	out := map[string]func(t *testing.T) redis.UniversalClient{}
@@ -63,13 +65,27 @@ func redisServers(t *testing.T) map[string]func(t *testing.T) redis.UniversalCli
 	} else {
 		t.Logf("redis-server not installed, running on the in-process server only: %v", err)
 	}
+	lua, native := startInProcess(t, false), startInProcess(t, true)
+	out["in-process-lua"] = single(lua.Addr())
+	out["in-process"] = single(native.Addr())
+	return out
+}
+
+// startInProcess starts the in-process server, with the updater's scripts
+// native when native is set.
+func startInProcess(t *testing.T, native bool) *redisd.Server {
+	t.Helper()
 	s, err := redisd.Start("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	out["in-process"] = single(s.Addr())
-	return out
+	if native {
+		for src, fn := range NativeScripts() {
+			s.Native(src, fn)
+		}
+	}
+	return s
 }
 
 // startBroker starts an in-memory embedded broker for the test, and a
@@ -396,52 +412,127 @@ func TestUpdater_ExactlyOnce(t *testing.T) {
 }
 
 func TestUpdater_UnknownItemsAndPoison(t *testing.T) {
+	for name, native := range map[string]bool{"lua": false, "native": true} {
+		t.Run(name, func(t *testing.T) {
+			s := startInProcess(t, native)
+			ctx := context.Background()
+			rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
+			defer rdb.Close()
+			var dead []eventlog.DeadLetter
+			c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "k"}, rdb, Options{
+				Known: func(id string) bool { return id == "known" || id == "listy" },
+				DeadLetters: func(_ context.Context, d []eventlog.DeadLetter) error {
+					dead = append(dead, d...)
+					return nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.apply(ctx, []*kgo.Record{click(t, "a", "u", "known", 1), click(t, "b", "u", "random-123", 2)}); err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) != 1 || !strings.HasPrefix(dead[0].Reason, ReasonUnknownItem) {
+				t.Fatalf("dead letters %+v, want the unknown item's", dead)
+			}
+			if n, _ := rdb.Exists(ctx, realtime.ItemKey("k", "random-123"), realtime.SeenKey("k", "b")).Result(); n != 0 {
+				t.Errorf("an unknown item left %d keys", n)
+			}
+			// A key of the wrong type makes its record fail while Redis answers:
+			// poison, dead-lettered one by one, the rest applied.
+			if err := rdb.LPush(ctx, realtime.ItemKey("k", "listy"), "x").Err(); err != nil {
+				t.Fatal(err)
+			}
+			dead = nil
+			batch := []*kgo.Record{click(t, "c", "u", "listy", 3), click(t, "d", "u", "known", 4)}
+			err = c.apply(ctx, batch)
+			if err == nil {
+				t.Fatal("a batch with a poison record applied cleanly")
+			}
+			if err := c.isolate(ctx, batch, err); err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) != 1 || !strings.Contains(dead[0].Payload, `"listy"`) || !strings.HasPrefix(dead[0].Reason, "poison") {
+				t.Fatalf("dead letters %+v, want the poison record", dead)
+			}
+			v, _ := rdb.Get(ctx, realtime.ItemKey("k", "known")).Result()
+			if st, _ := realtime.Parse(v); math.Abs(st.Clicks-2) > 1e-9 {
+				t.Errorf("known: %v clicks, want 2 (a and d)", st.Clicks)
+			}
+		})
+	}
+}
+
+// TestUpdater_SlowRedisShrinksChunks: a Redis too slow for the updater's
+// pipelines (the embedded server after an overload) times them out. That
+// is not poison: nothing is dead-lettered; the updater backs off, sends
+// smaller pipelines, and counts every event exactly once.
+func TestUpdater_SlowRedisShrinksChunks(t *testing.T) {
+	cfg, p := startBroker(t)
+	ctx := context.Background()
 	s, err := redisd.Start("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	defer rdb.Close()
-	var dead []eventlog.DeadLetter
-	c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}}, Config{KeyPrefix: "k"}, rdb, Options{
-		Known: func(id string) bool { return id == "known" || id == "listy" },
-		DeadLetters: func(_ context.Context, d []eventlog.DeadLetter) error {
-			dead = append(dead, d...)
-			return nil
-		}})
+	t.Cleanup(s.Close)
+	for src, fn := range NativeScripts() {
+		s.Native(src, func(kv redisd.KV, keys, args []string) (any, error) {
+			// Every script call is slow (a spin: sleeps this short
+			// overshoot by a millisecond).
+			for start := time.Now(); time.Since(start) < 100*time.Microsecond; {
+			}
+			return fn(kv, keys, args)
+		})
+	}
+	// 400 impressions of ten distinct items each: 2,560 item scripts in a
+	// full chunk, a quarter of a second, against a 100 ms read timeout.
+	const n = 400
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	for i := range n {
+		ev := feedback.Event{EventID: fmt.Sprintf("imp-%d", i), Type: feedback.TypeImpression, SchemaVersion: feedback.SchemaVersion,
+			Timestamp: at, UserID: "u", RequestID: fmt.Sprintf("r%d", i), Surface: feedback.SurfaceSearch}
+		for k := range 10 {
+			ev.Items = append(ev.Items, feedback.ImpressionItem{ItemID: fmt.Sprintf("i%d-%d", i, k), Position: k})
+		}
+		if err := p.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	var dead atomic.Int64
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, Config{Group: "slow", KeyPrefix: "t"}, rdb, Options{Registerer: reg,
+		DeadLetters: func(_ context.Context, d []eventlog.DeadLetter) error { dead.Add(int64(len(d))); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.apply(ctx, []*kgo.Record{click(t, "a", "u", "known", 1), click(t, "b", "u", "random-123", 2)}); err != nil {
-		t.Fatal(err)
+	stop := runCounters(t, c)
+	// A timed-out pipeline still runs to its end on the server, so its
+	// events are found applied when re-read: counted or re-read, every
+	// event is in Redis once.
+	consumed := func(result string) float64 {
+		return eventtest.Gathered(t, reg, "recsys_feedback_consumed_total", map[string]string{"group": "slow", "result": result})
 	}
-	if len(dead) != 1 || !strings.HasPrefix(dead[0].Reason, ReasonUnknownItem) {
-		t.Fatalf("dead letters %+v, want the unknown item's", dead)
+	deadline := time.Now().Add(60 * time.Second)
+	for consumed("counted")+consumed("reread") < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60 s: %v counted, %v re-read of %d", consumed("counted"), consumed("reread"), n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if n, _ := rdb.Exists(ctx, realtime.ItemKey("k", "random-123"), realtime.SeenKey("k", "b")).Result(); n != 0 {
-		t.Errorf("an unknown item left %d keys", n)
+	stop()
+	if d := dead.Load(); d != 0 {
+		t.Errorf("%d records dead-lettered: timeouts taken for poison", d)
 	}
-	// A key of the wrong type makes its record fail while Redis answers:
-	// poison, dead-lettered one by one, the rest applied.
-	if err := rdb.LPush(ctx, realtime.ItemKey("k", "listy"), "x").Err(); err != nil {
-		t.Fatal(err)
+	retries := eventtest.Gathered(t, reg, "recsys_counters_batch_retries_total", nil)
+	if retries == 0 || c.chunk.Load() >= maxChunk {
+		t.Errorf("%v retries, chunk %d: the slow server did not time a pipeline out, so the test tested nothing", retries, c.chunk.Load())
 	}
-	dead = nil
-	batch := []*kgo.Record{click(t, "c", "u", "listy", 3), click(t, "d", "u", "known", 4)}
-	err = c.apply(ctx, batch)
-	if err == nil {
-		t.Fatal("a batch with a poison record applied cleanly")
+	for i := range n {
+		v, err := rdb.Get(ctx, realtime.ItemKey("t", fmt.Sprintf("i%d-3", i))).Result()
+		if st, ok := realtime.Parse(v); err != nil || !ok || math.Abs(st.Impressions-1) > 1e-9 {
+			t.Fatalf("item i%d-3: %q (%v), want one impression", i, v, err)
+		}
 	}
-	if err := c.isolate(ctx, batch, err); err != nil {
-		t.Fatal(err)
-	}
-	if len(dead) != 1 || !strings.Contains(dead[0].Payload, `"listy"`) || !strings.HasPrefix(dead[0].Reason, "poison") {
-		t.Fatalf("dead letters %+v, want the poison record", dead)
-	}
-	v, _ := rdb.Get(ctx, realtime.ItemKey("k", "known")).Result()
-	if st, _ := realtime.Parse(v); math.Abs(st.Clicks-2) > 1e-9 {
-		t.Errorf("known: %v clicks, want 2 (a and d)", st.Clicks)
-	}
+	t.Logf("%v retries; chunk down to %d records", retries, c.chunk.Load())
 }

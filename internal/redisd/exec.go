@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -129,7 +131,13 @@ func (p *Proc) waitReady(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if err := ping(ctx, p.addr); err == nil {
+		if pid, err := ping(ctx, p.addr); err == nil {
+			// Another server may have taken the port first (the free port
+			// is picked before ours binds it): answering is not enough, it
+			// must be this process.
+			if pid != p.cmd.Process.Pid {
+				return fmt.Errorf("port %s is another server's (pid %d)", p.addr, pid)
+			}
 			return nil
 		}
 		select {
@@ -143,28 +151,47 @@ func (p *Proc) waitReady(ctx context.Context) error {
 }
 
 // ping speaks just enough RESP to check liveness, so this package does not
-// depend on a Redis client library.
-func ping(ctx context.Context, addr string) error {
+// depend on a Redis client library, and returns the answering server's
+// process id (from INFO server).
+func ping(ctx context.Context, addr string) (pid int, err error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return err
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")); err != nil {
+		return 0, err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if line != "+PONG\r\n" {
-		return fmt.Errorf("unexpected PING reply %q", line)
+		return 0, fmt.Errorf("unexpected PING reply %q", line)
 	}
-	return nil
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil || n < 0 {
+		return 0, fmt.Errorf("unexpected INFO reply %q", head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(l, "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server names no process_id")
 }
 
 func freePort() (int, error) {

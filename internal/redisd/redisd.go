@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/alicebob/miniredis/v2"
 )
@@ -14,6 +15,13 @@ type Server struct {
 	// addr is kept because miniredis cannot report it after Close, and
 	// callers log or compare it after shutting down.
 	addr string
+
+	nmu     sync.Mutex // guards natives and srcs
+	natives map[string]NativeScript
+	srcs    map[string]string // script source -> sha
+	run     sync.Mutex        // one native script at a time
+	stop    chan struct{}
+	once    sync.Once
 }
 
 // Start listens on addr, which must be a 127.0.0.1 (or localhost) address;
@@ -35,11 +43,16 @@ func Start(addr string) (*Server, error) {
 	if err := mr.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("start redis server %q: %w", addr, err)
 	}
-	return &Server{mr: mr, addr: mr.Addr()}, nil
+	s := &Server{mr: mr, addr: mr.Addr(), stop: make(chan struct{})}
+	go s.tick(s.stop)
+	return s, nil
 }
 
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.addr }
 
 // Close stops the server and drops its data. It is safe to call twice.
-func (s *Server) Close() { s.mr.Close() }
+func (s *Server) Close() {
+	s.once.Do(func() { close(s.stop) })
+	s.mr.Close()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +144,32 @@ func TestExecCluster(t *testing.T) {
 	defer c.Close()
 	if len(c.Addrs()) != 3 {
 		t.Fatalf("addrs %v", c.Addrs())
+	}
+}
+
+// TestExec_PortTakenByAnotherServer: a redis-server whose port another
+// server already holds is not mistaken for ready because the other one
+// answers PING.
+func TestExec_PortTakenByAnotherServer(t *testing.T) {
+	ctx := context.Background()
+	first, err := Exec(ctx)
+	if errors.Is(err, ErrNoRedisServer) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	bin, err := binaryPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := execPort(ctx, bin, first.Port(), nil)
+	if err == nil {
+		p.Close()
+		t.Fatal("a second redis-server on a taken port reported ready")
+	}
+	if !strings.Contains(err.Error(), "another server") && !strings.Contains(err.Error(), "exited") {
+		t.Errorf("error %v, want the port named as another server's", err)
 	}
 }

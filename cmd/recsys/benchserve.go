@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/recsys-dev/recsys/world"
+)
+
+const benchServeSynopsis = "bench serve --url URL [--surface search|recommend] (--rate R --duration D | --find-max --p99 20ms | " +
+	"--rate R --overload 2 [--baseline 10s --overload-for 30s --recover-for 30s]) [--items N --users N --seed S] [--retrieval MODE] [--max-inflight N]"
+
+// loadResult is one fixed-rate run as a client and the server saw it.
+type loadResult struct {
+	rate                      float64
+	sent, ok, errors, late    int
+	degraded                  int
+	p50, p90, p99, max        time.Duration
+	cpuPerReq, allocsPerReq   float64 // from the server's /metrics
+	bytesPerReq, serverSecond float64
+	stages                    map[string]float64 // mean seconds per "<surface>/<stage>"
+}
+
+// runBenchServe drives a running server at a fixed rate, open loop: each
+// request leaves at its scheduled time whatever the earlier ones are doing,
+// and its latency counts from that time, so a stalled server is measured as
+// the clients experience it (no coordinated omission).
+func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench serve", benchServeSynopsis, stdout)
+	url := fs.String("url", "http://127.0.0.1:8080", "the server's base URL")
+	surface := fs.String("surface", "search", "search or recommend")
+	rate := fs.Float64("rate", 300, "requests per second")
+	duration := fs.Duration("duration", 20*time.Second, "length of a run")
+	findMax := fs.Bool("find-max", false, "step the rate up until p99 passes --p99 and report the highest rate under it")
+	p99 := fs.Duration("p99", 20*time.Millisecond, "the p99 bound for --find-max")
+	step := fs.Float64("step", 250, "rate increment for --find-max")
+	items := fs.Int("items", 10000, "items of the world the server's bundle was built from (for ids)")
+	users := fs.Int("users", 1000, "users of that world (for queries)")
+	seed := fs.Int64("seed", 1, "seed of that world")
+	mode := fs.String("retrieval", "", "retrieval mode for search requests (default: the server's)")
+	inflight := fs.Int("max-inflight", 512, "most requests in flight; past it a request counts as an error")
+	overload := fs.Float64("overload", 0, "run --rate for --baseline, then --overload times it for --overload-for, then --rate for --recover-for, "+
+		"and report each second and how long p99, the degraded share and the consumer lag took to recover")
+	baseline := fs.Duration("baseline", 10*time.Second, "the normal load before an overload")
+	overloadFor := fs.Duration("overload-for", 30*time.Second, "how long the overload lasts")
+	recoverFor := fs.Duration("recover-for", 30*time.Second, "the normal load after an overload")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *surface != "search" && *surface != "recommend" {
+		return fmt.Errorf("bench serve: --surface: want search or recommend, got %q", *surface)
+	}
+	if *rate <= 0 || *duration <= 0 || *step <= 0 {
+		return errors.New("bench serve: --rate, --duration and --step must be > 0")
+	}
+	w, err := world.New(world.Config{Items: *items, Users: *users, Seed: *seed})
+	if err != nil {
+		return fmt.Errorf("bench serve: %w", err)
+	}
+	body := requestBodies(w, *surface, *mode, *items, *users)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: *inflight, MaxIdleConnsPerHost: *inflight, IdleConnTimeout: time.Minute}}
+	target := strings.TrimRight(*url, "/") + "/v1/" + *surface
+	run := func(r float64) (loadResult, error) {
+		return loadRun(ctx, client, *url, target, body, r, *duration, *inflight)
+	}
+	fmt.Fprintf(stdout, "%8s %8s %6s %6s %8s %8s %8s %8s %9s %10s %10s %9s\n", "rate", "sent", "errors", "late",
+		"p50_ms", "p90_ms", "p99_ms", "max_ms", "degraded", "cpu_ms/req", "allocs/req", "KB/req")
+	print := func(res loadResult) {
+		fmt.Fprintf(stdout, "%8.0f %8d %6d %6d %8.2f %8.2f %8.2f %8.2f %8.1f%% %10.3f %10.0f %9.1f\n", res.rate, res.sent, res.errors, res.late,
+			ms(res.p50), ms(res.p90), ms(res.p99), ms(res.max), 100*float64(res.degraded)/float64(max(res.ok, 1)),
+			1000*res.cpuPerReq, res.allocsPerReq, res.bytesPerReq/1024)
+		var parts []string
+		for _, st := range []string{"embed", "retrieve", "retrieve_lexical", "retrieve_dense", "features", "score", "rules"} {
+			if v, ok := res.stages[*surface+"/"+st]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.3f", st, 1000*v))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(stdout, "%8s mean ms per stage: %s\n", "", strings.Join(parts, ", "))
+		}
+	}
+	if *overload > 0 {
+		return overloadRun(ctx, stdout, client, *url, target, body, *rate, *overload, []time.Duration{*baseline, *overloadFor, *recoverFor}, *inflight)
+	}
+	if !*findMax {
+		res, err := run(*rate)
+		if err != nil {
+			return err
+		}
+		print(res)
+		return nil
+	}
+	best := 0.0
+	for r := *rate; ; r += *step {
+		res, err := run(r)
+		if err != nil {
+			return err
+		}
+		print(res)
+		if res.p99 > *p99 || res.errors > 0 || ctx.Err() != nil {
+			break
+		}
+		best = r
+	}
+	fmt.Fprintf(stdout, "highest rate with p99 under %v and no errors: %.0f requests/s\n", *p99, best)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// requestBodies returns the i-th request body: queries as the world's users
+// type them, or recommendations for a user with three recent items.
+func requestBodies(w *world.World, surface, mode string, items, users int) func(i int) []byte {
+	const n = 4096
+	rng := rand.New(rand.NewPCG(11, 13))
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		u := w.User(rng.IntN(users))
+		var v map[string]any
+		if surface == "search" {
+			v = map[string]any{"query": w.Query(&u, rng), "k": 10, "user": map[string]any{"id": u.ID, "age": u.Age}}
+			if mode != "" {
+				v["retrieval"] = mode
+			}
+		} else {
+			v = map[string]any{"user": map[string]any{"id": u.ID, "age": u.Age}, "k": 10,
+				"recent_items": []string{world.ItemID(rng.IntN(items)), world.ItemID(rng.IntN(items)), world.ItemID(rng.IntN(items))}}
+		}
+		bodies[i], _ = json.Marshal(v)
+	}
+	return func(i int) []byte { return bodies[i%n] }
+}
+
+// phase is a stretch of a load run at one rate.
+type phase struct {
+	rate float64
+	d    time.Duration
+}
+
+// sample is one request as the client saw it.
+type sample struct {
+	at       time.Duration // scheduled send time since the run began
+	took     time.Duration
+	ok       bool
+	degraded bool
+}
+
+// drive sends the phases' requests, each at its scheduled time whatever
+// the earlier ones are doing (open loop), and returns them in send order.
+// late counts requests the client itself sent over ten intervals late.
+func drive(ctx context.Context, client *http.Client, target string, body func(int) []byte, phases []phase, inflight int) (out []sample, late int, err error) {
+	var total int
+	for _, p := range phases {
+		total += int(p.rate * p.d.Seconds())
+	}
+	out = make([]sample, total)
+	var (
+		wg       sync.WaitGroup
+		inFlight atomic.Int64
+	)
+	start := time.Now()
+	i, offset := 0, time.Duration(0)
+	for _, p := range phases {
+		interval := time.Duration(float64(time.Second) / p.rate)
+		for j := range int(p.rate * p.d.Seconds()) {
+			at := offset + time.Duration(j)*interval
+			if wait := time.Until(start.Add(at)); wait > 0 {
+				select {
+				case <-ctx.Done():
+					wg.Wait()
+					return out[:i], late, ctx.Err()
+				case <-time.After(wait):
+				}
+			} else if -wait > interval*10 {
+				late++
+			}
+			out[i].at = at
+			if inFlight.Load() >= int64(inflight) {
+				i++
+				continue // counted as an error: not ok
+			}
+			inFlight.Add(1)
+			wg.Add(1)
+			go func(s *sample, n int) {
+				defer wg.Done()
+				defer inFlight.Add(-1)
+				resp, err := client.Post(target, "application/json", bytes.NewReader(body(n)))
+				if err != nil {
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				s.took = time.Since(start.Add(s.at))
+				s.ok = resp.StatusCode == http.StatusOK
+				s.degraded = bytes.Contains(b, []byte(`"degraded"`))
+			}(&out[i], i)
+			i++
+		}
+		offset += p.d
+	}
+	wg.Wait()
+	return out, late, nil
+}
+
+// summarize fills a result's latency percentiles and shares from samples.
+func summarize(res *loadResult, samples []sample) {
+	lat := make([]time.Duration, 0, len(samples))
+	res.sent = len(samples)
+	for _, s := range samples {
+		if !s.ok {
+			res.errors++
+			continue
+		}
+		if s.degraded {
+			res.degraded++
+		}
+		lat = append(lat, s.took)
+	}
+	res.ok = len(lat)
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+		res.p50, res.p90, res.p99, res.max = q(0.5), q(0.9), q(0.99), lat[len(lat)-1]
+	}
+}
+
+// loadRun sends rate requests per second for d and collects latencies and
+// the server's CPU, allocation and stage counters over the run.
+func loadRun(ctx context.Context, client *http.Client, base, target string, body func(int) []byte, rate float64, d time.Duration, inflight int) (loadResult, error) {
+	before, err := scrape(ctx, client, base)
+	if err != nil {
+		return loadResult{}, err
+	}
+	start := time.Now()
+	samples, late, err := drive(ctx, client, target, body, []phase{{rate, d}}, inflight)
+	if err != nil {
+		return loadResult{}, err
+	}
+	elapsed := time.Since(start)
+	after, err := scrape(ctx, client, base)
+	if err != nil {
+		return loadResult{}, err
+	}
+	res := loadResult{rate: rate, late: late}
+	summarize(&res, samples)
+	reqs := float64(max(res.sent, 1))
+	delta := func(name string) float64 { return after[name] - before[name] }
+	res.cpuPerReq = delta("process_cpu_seconds_total") / reqs
+	res.allocsPerReq = delta("go_memstats_mallocs_total") / reqs
+	res.bytesPerReq = delta("go_memstats_alloc_bytes_total") / reqs
+	res.serverSecond = elapsed.Seconds()
+	res.stages = map[string]float64{}
+	for name := range after {
+		stage, ok := strings.CutPrefix(name, "stage_sum:")
+		if !ok {
+			continue
+		}
+		if n := delta("stage_count:" + stage); n > 0 {
+			res.stages[stage] = delta(name) / n
+		}
+	}
+	return res, nil
+}
+
+// scrape reads what bench serve needs from /metrics: the process's CPU and
+// allocation counters, the consumer lag (summed over groups), and the
+// engine's stage histograms' sums and counts for the surface, keyed
+// "stage_sum:<stage>" and "stage_count:<stage>".
+func scrape(ctx context.Context, client *http.Client, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench serve: scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, _ := strings.Cut(line, " ")
+		v, err := strconv.ParseFloat(rest, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "process_cpu_seconds_total", name == "go_memstats_mallocs_total", name == "go_memstats_alloc_bytes_total":
+			out[name] = v
+		case strings.HasPrefix(name, "recsys_feedback_consumer_lag{"):
+			out["lag"] += v
+		case strings.HasPrefix(name, "recsys_engine_stage_duration_seconds_sum{"), strings.HasPrefix(name, "recsys_engine_stage_duration_seconds_count{"):
+			kind := "stage_sum:"
+			if strings.Contains(name, "_count{") {
+				kind = "stage_count:"
+			}
+			if stage := label(name, "stage"); stage != "" {
+				out[kind+label(name, "surface")+"/"+stage] += v
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// label reads one label's value from a metric line's name part.
+func label(name, key string) string {
+	_, rest, ok := strings.Cut(name, key+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}
+
+// overloadRun runs the normal rate, an overload, and the normal rate
+// again, printing each second (requests sent in it: p99, degraded share,
+// errors; the consumer lag at its end) and when the recovery phase got
+// back to the baseline's p99 and degraded share and the lag to zero.
+func overloadRun(ctx context.Context, stdout io.Writer, client *http.Client, base, target string, body func(int) []byte,
+	rate, factor float64, ds []time.Duration, inflight int) error {
+	phases := []phase{{rate, ds[0]}, {rate * factor, ds[1]}, {rate, ds[2]}}
+	var (
+		lagMu sync.Mutex
+		lags  []float64 // at the end of each second
+	)
+	lctx, stop := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+				m, err := scrape(lctx, client, base)
+				lagMu.Lock()
+				if err != nil {
+					lags = append(lags, -1)
+				} else {
+					lags = append(lags, m["lag"])
+				}
+				lagMu.Unlock()
+			}
+		}
+	}()
+	samples, _, err := drive(ctx, client, target, body, phases, inflight)
+	// Keep watching the lag after the last request until it drains.
+	for deadline := time.Now().Add(ds[2]); err == nil && time.Now().Before(deadline); time.Sleep(time.Second) {
+		lagMu.Lock()
+		drained := len(lags) > 0 && lags[len(lags)-1] == 0
+		lagMu.Unlock()
+		if drained {
+			break
+		}
+	}
+	stop()
+	<-lagDone
+	if err != nil {
+		return err
+	}
+	secs := int((ds[0] + ds[1] + ds[2]).Seconds())
+	per := make([][]sample, secs)
+	for _, sm := range samples {
+		if i := int(sm.at / time.Second); i < secs {
+			per[i] = append(per[i], sm)
+		}
+	}
+	stats := make([]loadResult, secs)
+	fmt.Fprintf(stdout, "%4s %-9s %6s %6s %8s %9s %9s\n", "s", "phase", "sent", "errors", "p99_ms", "degraded", "lag")
+	for i := range per {
+		summarize(&stats[i], per[i])
+		name := "normal"
+		switch at := time.Duration(i) * time.Second; {
+		case at >= ds[0]+ds[1]:
+			name = "recovery"
+		case at >= ds[0]:
+			name = "overload"
+		}
+		lag := "?"
+		if i < len(lags) && lags[i] >= 0 {
+			lag = strconv.FormatFloat(lags[i], 'f', 0, 64)
+		}
+		fmt.Fprintf(stdout, "%4d %-9s %6d %6d %8.2f %8.1f%% %9s\n", i, name, stats[i].sent, stats[i].errors, ms(stats[i].p99),
+			100*float64(stats[i].degraded)/float64(max(stats[i].ok, 1)), lag)
+	}
+	var normal loadResult
+	summarize(&normal, slices.Concat(per[:int(ds[0].Seconds())]...))
+	p99Bound := max(2*normal.p99, normal.p99+5*time.Millisecond)
+	degBound := float64(normal.degraded)/float64(max(normal.ok, 1)) + 0.01
+	from := int((ds[0] + ds[1]).Seconds())
+	back := -1
+	for i := secs - 1; i >= from; i-- {
+		st := stats[i]
+		if st.p99 > p99Bound || float64(st.degraded)/float64(max(st.ok, 1)) > degBound || st.errors > 0 {
+			break
+		}
+		back = i
+	}
+	fmt.Fprintf(stdout, "baseline: p99 %.2f ms, degraded %.1f%%; recovered (p99 under %.2f ms, degraded under %.1f%%, no errors, to the end): ",
+		ms(normal.p99), 100*(degBound-0.01), ms(p99Bound), 100*degBound)
+	if back < 0 {
+		fmt.Fprintln(stdout, "not within the recovery phase")
+	} else {
+		fmt.Fprintf(stdout, "%d s after the overload ended\n", back-from)
+	}
+	lagMu.Lock()
+	defer lagMu.Unlock()
+	if len(lags) == 0 {
+		fmt.Fprintln(stdout, "consumer lag: no readings")
+		return nil
+	}
+	for i := from; i < len(lags); i++ {
+		if lags[i] == 0 {
+			fmt.Fprintf(stdout, "consumer lag zero %d s after the overload ended (peak %.0f)\n", i-from, slices.Max(lags))
+			return nil
+		}
+	}
+	fmt.Fprintf(stdout, "consumer lag not drained (last %.0f, peak %.0f)\n", lags[len(lags)-1], slices.Max(lags))
+	return nil
+}

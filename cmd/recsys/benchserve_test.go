@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/recsys-dev/recsys/world"
+)
+
+// TestBenchServe drives a running server the way the README's table was
+// made: a fixed-rate run with the server's CPU, allocations and stages, a
+// rate search, and an overload with its recovery.
+func TestBenchServe(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 50, Seed: 3}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	buildBundle(t, cfg)
+	cfg.Server.PprofAddr = "127.0.0.1:0"
+	srv, base := startServer(t, cfg)
+
+	// server.pprof_addr serves net/http/pprof, which the profiles in the
+	// README came from; an address that cannot be bound fails the start.
+	resp, err := http.Get("http://" + srv.PprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(heap) == 0 {
+		t.Fatalf("pprof heap: %d, %d bytes", resp.StatusCode, len(heap))
+	}
+	taken := *cfg
+	taken.Server.PprofAddr = srv.PprofAddr
+	taken.Kafka.Spool.Dir, taken.Embedded.Kafka.DataDir = t.TempDir(), t.TempDir()
+	if s2, err := Open(context.Background(), &taken, slog.New(slog.DiscardHandler)); err == nil {
+		s2.Close()
+		t.Fatal("serve started with its pprof address taken")
+	} else if !strings.Contains(err.Error(), "pprof_addr") {
+		t.Errorf("error %v does not name server.pprof_addr", err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		args = append([]string{"--url", base, "--items", "1000", "--users", "50", "--seed", "3"}, args...)
+		if err := runBenchServe(context.Background(), args, &out, io.Discard); err != nil {
+			t.Fatalf("bench serve %v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+
+	out := run("--rate", "40", "--duration", "2s")
+	row := regexp.MustCompile(`(?m)^\s+40\s+80\s+0\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+%\s+([\d.]+)\s+(\d+)\s+[\d.]+$`).FindStringSubmatch(out)
+	if row == nil || row[1] == "0.000" || row[2] == "0" {
+		t.Fatalf("no row of 80 requests at 40/s, none failed, with the server's CPU and allocations:\n%s", out)
+	}
+	if !strings.Contains(out, "mean ms per stage: embed") || !strings.Contains(out, "rules") {
+		t.Errorf("no stage means:\n%s", out)
+	}
+
+	out = run("--surface", "recommend", "--find-max", "--rate", "20", "--step", "20", "--duration", "1s", "--p99", "1ns")
+	if !strings.Contains(out, "highest rate with p99 under 1ns and no errors: 0 requests/s") {
+		t.Errorf("an unreachable p99 bound must stop at the first step:\n%s", out)
+	}
+
+	out = run("--rate", "20", "--overload", "2", "--baseline", "2s", "--overload-for", "2s", "--recover-for", "3s")
+	for _, want := range []string{" overload ", " recovery ", "baseline: p99", "consumer lag"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("overload report lacks %q:\n%s", want, out)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?m)^\s+\d+ (normal|overload|recovery)\s`).FindAllString(out, -1)); n != 7 {
+		t.Errorf("%d per-second rows, want 7:\n%s", n, out)
+	}
+}

@@ -1,0 +1,162 @@
+package redisd
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
+)
+
+// KV is the embedded server's data as a native script sees it. Every call
+// of one script runs with the others excluded (see Native), so a script's
+// reads and writes are one step, as a Lua script's are in Redis.
+type KV interface {
+	// Get returns a string key's value and whether it exists.
+	Get(key string) (string, bool, error)
+	// Set stores a string with a TTL (0: none).
+	Set(key, value string, ttl time.Duration) error
+	// List returns a list's elements, head first.
+	List(key string) ([]string, error)
+	// SetList replaces a list with values, head first, with a TTL.
+	SetList(key string, values []string, ttl time.Duration) error
+}
+
+// NativeScript runs in Go what a Lua script does, for the embedded server:
+// its Lua interpreter builds a fresh state per call, which cost a quarter of
+// the process's CPU under load (profiled at 300 searches/s, each impression
+// running ten item scripts). The result is what the script returns: an
+// int64 (an integer reply) or a string (a bulk string).
+type NativeScript func(kv KV, keys, args []string) (any, error)
+
+// Native makes EVALSHA (and EVAL) of the Lua source src run fn instead.
+// The caller keeps src and fn equivalent; the same contract tests run the
+// Lua on a real redis-server and fn here. Scripts this server was not told
+// about run in its Lua interpreter as before.
+func (s *Server) Native(src string, fn NativeScript) {
+	sum := sha1.Sum([]byte(src))
+	s.nmu.Lock()
+	defer s.nmu.Unlock()
+	if s.natives == nil {
+		s.natives = map[string]NativeScript{}
+		s.srcs = map[string]string{}
+		s.mr.Server().SetPreHook(s.hook)
+	}
+	sha := hex.EncodeToString(sum[:])
+	s.natives[sha] = fn
+	s.srcs[src] = sha
+}
+
+// hook answers EVALSHA and EVAL of a native script; anything else goes on
+// to miniredis.
+func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
+	if cmd != "EVALSHA" && cmd != "EVAL" || len(args) < 2 {
+		return false
+	}
+	s.nmu.Lock()
+	var fn NativeScript
+	if cmd == "EVALSHA" {
+		fn = s.natives[strings.ToLower(args[0])]
+	} else if sha, ok := s.srcs[args[0]]; ok {
+		fn = s.natives[sha]
+	}
+	s.nmu.Unlock()
+	if fn == nil {
+		return false
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 0 || n > len(args)-2 {
+		c.WriteError("ERR Number of keys can't be greater than number of args")
+		return true
+	}
+	keys, rest := args[2:2+n], args[2+n:]
+	// One native script at a time: they are the only writers of their
+	// keys, so excluding each other makes each one atomic.
+	s.run.Lock()
+	v, err := fn(kv{db: s.mr.DB(0)}, keys, rest)
+	s.run.Unlock()
+	if err != nil {
+		c.WriteError("ERR " + err.Error())
+		return true
+	}
+	switch v := v.(type) {
+	case int64:
+		c.WriteInt(int(v))
+	case string:
+		c.WriteBulk(v)
+	default:
+		c.WriteError(fmt.Sprintf("ERR native script returned %T", v))
+	}
+	return true
+}
+
+// kv is KV over miniredis's database 0.
+type kv struct{ db *miniredis.RedisDB }
+
+func (k kv) Get(key string) (string, bool, error) {
+	v, err := k.db.Get(key)
+	if errors.Is(err, miniredis.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return v, true, nil
+}
+
+func (k kv) Set(key, value string, ttl time.Duration) error {
+	if err := k.db.Set(key, value); err != nil {
+		return err
+	}
+	if ttl > 0 {
+		k.db.SetTTL(key, ttl)
+	}
+	return nil
+}
+
+func (k kv) List(key string) ([]string, error) {
+	v, err := k.db.List(key)
+	if errors.Is(err, miniredis.ErrKeyNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (k kv) SetList(key string, values []string, ttl time.Duration) error {
+	if k.db.Exists(key) && k.db.Type(key) != "list" {
+		return errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")
+	}
+	k.db.Del(key)
+	if len(values) == 0 {
+		return nil
+	}
+	if _, err := k.db.Push(key, values...); err != nil {
+		return err
+	}
+	if ttl > 0 {
+		k.db.SetTTL(key, ttl)
+	}
+	return nil
+}
+
+// ticker advances miniredis's clock with the real one: it keeps TTLs as
+// durations and expires keys only when told time has passed.
+func (s *Server) tick(stop <-chan struct{}) {
+	last := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			s.mr.FastForward(now.Sub(last))
+			last = now
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package redisd
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestServer_Native(t *testing.T) {
+	s, err := Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+
+	// The Lua appends ARGV[1] to a string; the native twin does the same
+	// and says so by returning 2 where the Lua returns 1.
+	const src = `redis.call('SET', KEYS[1], (redis.call('GET', KEYS[1]) or '') .. ARGV[1]) return 1`
+	script := redis.NewScript(src)
+	if got, err := script.Run(ctx, c, []string{"k"}, "a").Int(); err != nil || got != 1 {
+		t.Fatalf("before Native: %d, %v; want the Lua's 1", got, err)
+	}
+	s.Native(src, func(kv KV, keys, args []string) (any, error) {
+		v, _, err := kv.Get(keys[0])
+		if err != nil {
+			return nil, err
+		}
+		return int64(2), kv.Set(keys[0], v+args[0], time.Minute)
+	})
+	// EVALSHA without SCRIPT LOAD, and EVAL, both reach the native script.
+	if got, err := script.EvalSha(ctx, c, []string{"k"}, "b").Int(); err != nil || got != 2 {
+		t.Fatalf("EVALSHA: %d, %v; want the native 2", got, err)
+	}
+	if got, err := script.Eval(ctx, c, []string{"k"}, "c").Int(); err != nil || got != 2 {
+		t.Fatalf("EVAL: %d, %v; want the native 2", got, err)
+	}
+	if v, _ := c.Get(ctx, "k").Result(); v != "abc" {
+		t.Errorf("k = %q, want abc", v)
+	}
+	if ttl, _ := c.PTTL(ctx, "k").Result(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("TTL %v, want the native script's minute", ttl)
+	}
+	// Other scripts still run as Lua; errors come back as Redis errors.
+	if got, err := c.Eval(ctx, "return 7", nil).Int(); err != nil || got != 7 {
+		t.Errorf("other Lua: %d, %v", got, err)
+	}
+	if err := c.Do(ctx, "EVALSHA", script.Hash(), "5", "k").Err(); err == nil || !strings.Contains(err.Error(), "keys") {
+		t.Errorf("more keys than arguments: %v, want an error", err)
+	}
+	c.LPush(ctx, "l", "x")
+	if err := script.EvalSha(ctx, c, []string{"l"}, "d").Err(); err == nil || !strings.Contains(err.Error(), "wrong kind") {
+		t.Errorf("a list key: %v, want a wrong-type error", err)
+	}
+}
+
+// TestServer_TTLsExpire: the embedded server expires keys as time passes
+// (miniredis alone never does), so capped state really is capped.
+func TestServer_TTLsExpire(t *testing.T) {
+	s, err := Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	if err := c.Set(ctx, "k", "v", 500*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Exists(ctx, "k").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a key with a 500ms TTL still exists after 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
