@@ -197,6 +197,7 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 		return err
 	}
 	g.filter = e.deps.Rules.Bind(g.items)
+	t0 := time.Now()
 	if e.deps.Features == nil {
 		if g.itemRows, err = bundle.ReadFeatures(g.Dir, g.Manifest); err != nil {
 			g.close()
@@ -217,6 +218,7 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 			e.log.Warn("feature store not seeded at load; serving default item features until it is", "bundle", g.Version(), "err", err)
 		}
 	}
+	g.took("features", &t0)
 	if err := e.smoke(ctx, g); err != nil {
 		g.close()
 		e.m.loads.WithLabelValues("refused").Inc()
@@ -224,7 +226,8 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 	}
 	e.publish(g)
 	e.m.loads.WithLabelValues("loaded").Inc()
-	e.log.Info("bundle loaded", "version", g.Version(), "items", g.Manifest.Items, "dim", g.Manifest.Dim)
+	g.took("smoke", &t0)
+	e.log.Info("bundle loaded", append([]any{"version", g.Version(), "items", g.Manifest.Items, "dim", g.Manifest.Dim}, g.loadTimes...)...)
 	return nil
 }
 

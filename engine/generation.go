@@ -3,10 +3,13 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
@@ -68,10 +71,12 @@ type Generation struct {
 	// generation's item features; Run re-seeds it.
 	unseeded atomic.Bool
 
-	refs    atomic.Int64
-	retired atomic.Bool
-	once    sync.Once
-	drained chan struct{}
+	refs atomic.Int64
+	// loadTimes are the load phases' durations, logged once it serves.
+	loadTimes []any
+	retired   atomic.Bool
+	once      sync.Once
+	drained   chan struct{}
 }
 
 // LoadOptions are what opening a generation needs besides the bundle.
@@ -97,11 +102,13 @@ type SearchOptions struct {
 // OpenGeneration verifies and loads the bundle in dir. Nothing is shared
 // with any other generation, so a failure here leaves the live one intact.
 func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
+	t0 := time.Now()
 	m, err := bundle.Open(dir)
 	if err != nil {
 		return nil, err
 	}
 	g = &Generation{Manifest: m, Dir: dir, drained: make(chan struct{})}
+	g.took("verify", &t0)
 	// Every error return sets g to nil, so close what was opened through
 	// its own pointer.
 	opened := g
@@ -129,6 +136,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		return g.items[g.popular[a]].Popularity > g.items[g.popular[b]].Popularity
 	})
 
+	g.took("catalog", &t0)
 	ix, err := index.Load(filepath.Join(dir, bundle.IndexFile))
 	if err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
@@ -138,6 +146,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	}
 	applySearch(ix, opts.Search)
 	g.index = ix
+	g.took("index", &t0)
 	if m.Lexical != nil {
 		if g.lexical, err = index.LoadLexical(filepath.Join(dir, m.Lexical.File)); err != nil {
 			return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
@@ -152,6 +161,7 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		}
 	}
 
+	g.took("lexical", &t0)
 	ec := opts.Encoder
 	ec.ModelPath = filepath.Join(dir, m.EmbedModel.File)
 	enc, err := embed.Open(ec, nil)
@@ -174,7 +184,15 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	if g.layout, g.itemDefaults, err = layoutOf(m); err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
 	}
+	g.took("models", &t0)
 	return g, nil
+}
+
+// took records how long a load phase ran since *t0 (for the "bundle
+// loaded" log line) and restarts the clock.
+func (g *Generation) took(phase string, t0 *time.Time) {
+	g.loadTimes = append(g.loadTimes, slog.Duration(phase, time.Since(*t0).Round(time.Millisecond)))
+	*t0 = time.Now()
 }
 
 // applySearch sets so on the indexes that have such settings (HNSW, and
@@ -255,6 +273,14 @@ func (g *Generation) close() {
 	}
 	if g.scorer != nil {
 		g.scorer.Close()
+	}
+	// A loaded index may alias its memory-mapped snapshot: unmapping it
+	// here, after the last request let go, returns the address space and
+	// lets a pruned bundle's file be freed on disk.
+	if c, ok := g.index.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			slog.Warn("close the retired bundle's index", "bundle", g.Manifest.Version, "error", err)
+		}
 	}
 }
 

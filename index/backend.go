@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 )
 
 // Index is what every backend provides: filtered top-k search over dense
@@ -24,6 +23,9 @@ var (
 	_ Index = (*Exact)(nil)
 	_ Index = (*HNSW)(nil)
 	_ Index = (*CoderHNSW)(nil)
+
+	_ io.Closer = (*Exact)(nil)
+	_ io.Closer = (*HNSW)(nil)
 )
 
 // Build builds the backend cfg.Backend selects over n = len(vectors)/dim
@@ -46,20 +48,36 @@ func Build(ctx context.Context, cfg Config, dim int, vectors []float32) (Index, 
 // Load reads and verifies a snapshot of any backend; the file's magic says
 // which. A bundle built with one backend thus keeps loading after
 // index.backend changes, until it is rebuilt.
+//
+// On Linux the file is memory-mapped read-only and the hnsw and exact
+// backends use their vectors, codes and links in place (every section's
+// checksum is still verified, which reads the file once): loading costs no
+// copy, the pages are the kernel's page cache, and the file may be closed
+// or renamed over. The mapping lasts until the index's Close (both have
+// one; assert io.Closer) or the process's exit. Elsewhere the file is read
+// into memory and used in place the same way.
 func Load(path string) (Index, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load index snapshot: %w", err)
-	}
-	ix, err := Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("load index snapshot %s: %w", path, err)
-	}
-	return ix, nil
+	return loadFile(path, func(b []byte) (Index, error) { return decode(b, true) }, adoptMapping)
 }
 
-// Decode decodes a snapshot of any backend held in memory.
-func Decode(b []byte) (Index, error) {
+// adoptMapping hands m to an index that aliases it.
+func adoptMapping(ix Index, m *mapping) bool {
+	switch ix := ix.(type) {
+	case *HNSW:
+		ix.mapped = m
+		return true
+	case *Exact:
+		ix.mapped = m
+		return true
+	}
+	return false
+}
+
+// Decode decodes a snapshot of any backend held in memory. The result does
+// not alias b.
+func Decode(b []byte) (Index, error) { return decode(b, false) }
+
+func decode(b []byte, alias bool) (Index, error) {
 	if len(b) == 0 {
 		return nil, ErrEmptySnapshot
 	}
@@ -70,9 +88,9 @@ func Decode(b []byte) (Index, error) {
 	// inside a non-nil Index.
 	switch string(b[:8]) {
 	case magicExact:
-		return orNil(DecodeExact(b))
+		return orNil(decodeExact(b, alias))
 	case magicHNSW:
-		return orNil(DecodeHNSW(b))
+		return orNil(decodeHNSW(b, alias))
 	case magicCoder:
 		return orNil(DecodeCoderHNSW(b))
 	}

@@ -192,6 +192,7 @@ func FuzzDecode(f *testing.F) {
 	// Seeds stay small: the fuzzer minimises every interesting input, and
 	// that is quadratic in its length.
 	f.Add(encodeIndex(f, smallHNSW(f, 6)))
+	f.Add(encodeIndex(f, smallQuantHNSW(f, 6, 3)))
 	f.Add(encodeIndex(f, mustExact(f, 4, randomUnit(1, 3, 4))))
 	f.Add([]byte(magicHNSW))
 	f.Add([]byte{})

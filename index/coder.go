@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand"
-	"os"
 	"slices"
 
 	"github.com/coder/hnsw"
@@ -106,17 +105,10 @@ func (c *CoderHNSW) WriteTo(w io.Writer) (int64, error) {
 // WriteFile writes a snapshot to path atomically.
 func (c *CoderHNSW) WriteFile(path string) error { return writeFile(path, c) }
 
-// LoadCoderHNSW reads and verifies a snapshot written by WriteFile.
+// LoadCoderHNSW reads and verifies a snapshot written by WriteFile. The
+// library copies its graph, so the file is not kept mapped.
 func LoadCoderHNSW(path string) (*CoderHNSW, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load index snapshot: %w", err)
-	}
-	c, err := DecodeCoderHNSW(b)
-	if err != nil {
-		return nil, fmt.Errorf("load index snapshot %s: %w", path, err)
-	}
-	return c, nil
+	return loadFile(path, DecodeCoderHNSW, func(*CoderHNSW, *mapping) bool { return false })
 }
 
 // DecodeCoderHNSW decodes a coder-hnsw snapshot held in memory.
@@ -125,7 +117,7 @@ func DecodeCoderHNSW(b []byte) (c *CoderHNSW, err error) {
 	if err != nil {
 		return nil, err
 	}
-	vecs, err := s.vectors()
+	vecs, err := s.vectors(false)
 	if err != nil {
 		return nil, err
 	}

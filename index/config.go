@@ -37,11 +37,28 @@ type Config struct {
 	// filtered query scans the passing items exactly instead of walking the
 	// graph, where too few neighbours would pass to find k quickly.
 	ExactBelow float64 `yaml:"exact_below"`
+	// Quantize is how the graph walk scores vectors: "" or "none" on the
+	// float32 vectors, "int8" on int8 codes (a scale per dimension, a
+	// quarter of the float32 memory) with the walk's best candidates
+	// re-scored on float32, so the hits and their scores stay exact. The
+	// codes are built with the graph and stored in its snapshot, so it is
+	// a build setting; hnsw only.
+	Quantize string `yaml:"quantize"`
+	// Rescore is how many of the int8 walk's best candidates are re-scored
+	// on float32, as a multiple of k; 0 means the default, 2. More costs
+	// float32 reads for recall lost only to the codes' error, which 2k
+	// already recovered in every measurement. It is stored in the
+	// snapshot; unused without int8.
+	Rescore int `yaml:"rescore"`
 }
+
+// maxRescore bounds Config.Rescore: past a few times k re-scoring costs
+// float32 reads for nothing.
+const maxRescore = 64
 
 // DefaultConfig is the configuration config.yaml spells out.
 func DefaultConfig() Config {
-	return Config{Backend: BackendHNSW, M: 16, EfConstruction: 100, EfSearch: 128, ExactBelow: 0.02}
+	return Config{Backend: BackendHNSW, M: 16, EfConstruction: 100, EfSearch: 128, ExactBelow: 0.02, Quantize: QuantizeNone, Rescore: defaultRescore}
 }
 
 // Validate reports a bad field, named by its key.
@@ -56,6 +73,19 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("backend: must be set (one of %q)", backends))
 	case !known:
 		errs = append(errs, fmt.Errorf("backend: unknown backend %q (want one of %q)", c.Backend, backends))
+	}
+	knownQ := false
+	for _, q := range quantizers {
+		knownQ = knownQ || c.Quantize == q
+	}
+	switch {
+	case !knownQ:
+		errs = append(errs, fmt.Errorf("quantize: unknown scheme %q (want %q or %q)", c.Quantize, QuantizeNone, QuantizeInt8))
+	case c.Quantize == QuantizeInt8 && c.Backend != BackendHNSW && known:
+		errs = append(errs, fmt.Errorf("quantize: int8 needs backend %q, not %q", BackendHNSW, c.Backend))
+	}
+	if c.Rescore < 0 || c.Rescore > maxRescore {
+		errs = append(errs, fmt.Errorf("rescore: must be in 0..%d (0 is the default, %d), got %d", maxRescore, defaultRescore, c.Rescore))
 	}
 	if c.Backend == BackendExact {
 		// The graph parameters are unused, so an exact-only config need

@@ -5,9 +5,13 @@
 //     small world graph: the paper's algorithm with heuristic neighbour
 //     selection, flat int32 link arrays, one contiguous []float32 of
 //     vectors, a pooled epoch-stamped visited set, AVX2 dot products with
-//     software prefetch, a parallel build, and filtered search that
-//     evaluates the filter during the walk or, when the filter's estimated
-//     selectivity makes that costlier, scans the passing items exactly;
+//     software prefetch, a parallel build whose readers take no locks and
+//     whose walk runs on int8 codes (the links are still chosen on exact
+//     distances), and filtered search that evaluates the filter during the
+//     walk or, when the filter's estimated selectivity makes that costlier,
+//     scans the passing items exactly. With index.quantize: int8 searches
+//     walk on int8 codes too (a scale per dimension, AVX-512 VNNI or AVX2
+//     kernels) and re-score the best candidates on float32;
 //   - exact (Exact): brute force, the reference recall is measured against;
 //   - coder-hnsw (CoderHNSW): github.com/coder/hnsw v0.6.1 as published,
 //     kept so the comparison stays reproducible.
@@ -15,7 +19,9 @@
 // Build and Load dispatch on the backend (Load reads it from the file's
 // magic). Snapshots share one framing: header, typed sections, CRC32C per
 // section, written through a temporary file and a rename, and verified
-// completely on load.
+// completely on load. Load maps the file (Linux; elsewhere it reads it)
+// and the hnsw and exact backends use their sections in place, so a load
+// costs one checksum pass and no copy; their Close releases the mapping.
 //
 // Beside the vectors, Lexical is the lexical index: BM25F ("combined
 // fields": per-field weighted term frequencies and lengths, one

@@ -33,9 +33,23 @@ type Hit struct {
 // both the default for small catalogs and the yardstick for recall of the
 // approximate indexes.
 type Exact struct {
-	dim  int
-	n    int
-	vecs []float32 // row-major, n*dim; never written after construction
+	dim    int
+	n      int
+	vecs   []float32 // row-major, n*dim; never written after construction
+	mapped *mapping  // the snapshot file vecs aliases, if loaded
+}
+
+// Close releases the memory-mapped snapshot a loaded index reads its
+// vectors from; for a built or decoded index it does nothing. The rules
+// are HNSW.Close's: not while a search runs, no use afterwards, idempotent.
+func (e *Exact) Close() error {
+	m := e.mapped
+	e.mapped = nil
+	if m == nil {
+		return nil
+	}
+	e.vecs = nil
+	return m.close()
 }
 
 // ErrInvalid is wrapped by every NewExact error.
@@ -59,6 +73,14 @@ func NewExact(dim int, vectors []float32) (*Exact, error) {
 	n := len(vectors) / dim
 	for i := range n {
 		v := vectors[i*dim : (i+1)*dim]
+		// The SIMD sum of squares is finite only if every value is, and
+		// close enough to the float64 sum for the tolerance: it checks
+		// 1M x 128 in 80-90 ms where the float64 loop took 320-350 ms, a
+		// good part of a mapped load. Only a vector it rejects is looked
+		// at closely, for the message.
+		if ss := vek32.Dot(v, v); ss != 0 && math.Abs(math.Sqrt(float64(ss))-1) <= normTolerance {
+			continue
+		}
 		var ss float64
 		for _, x := range v {
 			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {

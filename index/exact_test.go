@@ -214,6 +214,12 @@ func TestNewExact(t *testing.T) {
 		{name: "ragged", dim: 16, vecs: unit[:20], wantErr: "20 values is not a multiple of dim 16"},
 		{name: "NaN", dim: 2, vecs: []float32{1, 0, float32(math.NaN()), 0}, wantErr: "vector 1 has a non-finite value"},
 		{name: "not normalised", dim: 2, vecs: []float32{3, 4}, wantErr: "vector 0 has norm 5"},
+		// The SIMD check squares in float32: these underflow to a zero sum
+		// there, and the float64 check must still catch them.
+		{name: "tiny values", dim: 2, vecs: []float32{1, 0, 1e-30, 1e-30}, wantErr: "vector 1 has norm 1.414e-30"},
+		{name: "infinite", dim: 2, vecs: []float32{float32(math.Inf(-1)), 0}, wantErr: "vector 0 has a non-finite value"},
+		{name: "just past the tolerance", dim: 1, vecs: []float32{1, 1.0011}, wantErr: "vector 1 has norm 1.001"},
+		{name: "just within the tolerance", dim: 1, vecs: []float32{1, 0.9991}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,6 +252,14 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "exact", cfg: Config{Backend: "exact"}},
 		{name: "empty", cfg: Config{}, wantErr: "backend: must be set"},
 		{name: "unknown", cfg: Config{Backend: "faiss"}, wantErr: `backend: unknown backend "faiss"`},
+		{name: "default", cfg: DefaultConfig()},
+		{name: "quantize none", cfg: withQuant(DefaultConfig(), QuantizeNone, 0)},
+		{name: "quantize int8", cfg: withQuant(DefaultConfig(), QuantizeInt8, 4)},
+		{name: "unknown quantize", cfg: withQuant(DefaultConfig(), "pq", 0), wantErr: `quantize: unknown scheme "pq"`},
+		{name: "int8 on exact", cfg: withQuant(Config{Backend: BackendExact}, QuantizeInt8, 0), wantErr: `quantize: int8 needs backend "hnsw", not "exact"`},
+		{name: "int8 on coder-hnsw", cfg: withQuant(Config{Backend: BackendCoderHNSW, M: 16, EfConstruction: 100, EfSearch: 64}, QuantizeInt8, 0), wantErr: "quantize: int8 needs backend"},
+		{name: "negative rescore", cfg: withQuant(DefaultConfig(), QuantizeInt8, -1), wantErr: "rescore: must be in 0..64"},
+		{name: "rescore too large", cfg: withQuant(DefaultConfig(), QuantizeInt8, 65), wantErr: "rescore: must be in 0..64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,6 +269,11 @@ func TestConfig_Validate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withQuant(c Config, q string, rescore int) Config {
+	c.Quantize, c.Rescore = q, rescore
+	return c
 }
 
 func BenchmarkExact_Search(b *testing.B) {

@@ -6,9 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"sync"
-	"sync/atomic"
+	"unsafe"
 
 	"github.com/viterin/vek/vek32"
 )
@@ -29,6 +28,13 @@ const buildSeed = 0x5eed_4a5b
 // layer-0 links in one flat []int32 with a fixed stride (count, then up to
 // 2*M ids), upper-layer links in a second flat slice reached through a
 // per-node offset. Nothing on the search path is a pointer per node.
+//
+// With int8 quantisation the codes sit beside the vectors in a second
+// contiguous slice, a quarter of their size; the walk reads only those and
+// the float32 vectors are read once per re-scored candidate.
+//
+// A loaded index may alias a memory-mapped snapshot file; Close releases
+// the mapping.
 type HNSW struct {
 	dim, n     int
 	m, m0      int // link caps: m above layer 0, m0 = 2*m at layer 0
@@ -44,9 +50,17 @@ type HNSW struct {
 	entry    int32
 	maxLevel int
 
+	// quant and codes are set with int8 quantisation (codes n*dim, row
+	// major); rescore is Config.Rescore.
+	quant   *quantizer
+	codes   []int8
+	rescore int
+
 	// sample is a fixed pseudo-random set of ids on which a filter is tried
 	// to estimate its selectivity per query.
 	sample []int32
+
+	mapped *mapping // the snapshot file the slices alias, if any
 
 	pool  sync.Pool // *searcher
 	stats counters
@@ -56,6 +70,12 @@ type HNSW struct {
 // cores (GOMAXPROCS). Like NewExact it keeps vectors without copying them.
 // ctx cancels a long build.
 func NewHNSW(ctx context.Context, cfg Config, dim int, vectors []float32) (*HNSW, error) {
+	return buildHNSW(ctx, cfg, dim, vectors, runtime.GOMAXPROCS(0))
+}
+
+// buildHNSW is NewHNSW on a given number of workers; with one, the graph
+// is a function of the vectors alone (tests rely on that).
+func buildHNSW(ctx context.Context, cfg Config, dim int, vectors []float32, workers int) (*HNSW, error) {
 	if cfg.Backend == "" {
 		cfg.Backend = BackendHNSW
 	}
@@ -77,10 +97,19 @@ func NewHNSW(ctx context.Context, cfg Config, dim int, vectors []float32) (*HNSW
 	if err := h.layout(); err != nil {
 		return nil, fmt.Errorf("new hnsw index: %w", err)
 	}
-	h.links0 = make([]int32, h.n*(h.m0+1))
+	h.links0 = makeLinks(h.n * (h.m0 + 1))
 	h.upper = make([]int32, h.upperLen())
-	if err := h.build(ctx, runtime.GOMAXPROCS(0)); err != nil {
+	hugeF32(vectors)
+	// The build walks on int8 codes whatever cfg.Quantize says (see
+	// builder); they are kept only for an int8 index.
+	quant := trainQuantizer(dim, vectors)
+	codes := makeCodes(h.n * dim)
+	quant.encode(vectors, codes)
+	if err := h.build(ctx, workers, quant, codes); err != nil {
 		return nil, fmt.Errorf("new hnsw index: %w", err)
+	}
+	if cfg.Quantize == QuantizeInt8 {
+		h.quant, h.codes = quant, codes
 	}
 	return h, nil
 }
@@ -89,9 +118,10 @@ func newHNSW(cfg Config, dim, n int, vecs []float32) *HNSW {
 	h := &HNSW{
 		dim: dim, n: n, m: cfg.M, m0: 2 * cfg.M,
 		efConstr: cfg.EfConstruction, efSearch: cfg.EfSearch, exactBelow: cfg.ExactBelow,
-		vecs: vecs,
+		rescore: cfg.Rescore,
+		vecs:    vecs,
 	}
-	h.pool.New = func() any { return newSearcher(h.n) }
+	h.pool.New = func() any { return newSearcher(h.n, h.dim) }
 	r := rand.New(rand.NewPCG(buildSeed, 7))
 	h.sample = make([]int32, min(h.n, 128))
 	for i := range h.sample {
@@ -136,20 +166,50 @@ func (h *HNSW) Len() int { return h.n }
 // Dim is the vector dimension.
 func (h *HNSW) Dim() int { return h.dim }
 
+// Quantize is the walk's quantisation: QuantizeInt8 or QuantizeNone.
+func (h *HNSW) Quantize() string {
+	if h.codes != nil {
+		return QuantizeInt8
+	}
+	return QuantizeNone
+}
+
 // Vector returns item id's vector. It aliases the index: do not modify it.
 func (h *HNSW) Vector(id int32) []float32 {
 	i := int(id) * h.dim
 	return h.vecs[i : i+h.dim : i+h.dim]
 }
 
-// Bytes is the memory the index holds (vectors, links, tables), for
-// reporting per-vector cost.
+// Bytes is the memory the index holds (vectors, codes, links, tables),
+// for reporting per-vector cost. Mapped sections count although the
+// kernel pages them in only when read.
 func (h *HNSW) Bytes() int64 {
-	return int64(len(h.vecs))*4 + int64(len(h.links0))*4 + int64(len(h.upper))*4 +
-		int64(len(h.upperOff))*4 + int64(len(h.levels))
+	b := int64(len(h.vecs))*4 + int64(len(h.links0))*4 + int64(len(h.upper))*4 +
+		int64(len(h.upperOff))*4 + int64(len(h.levels)) + int64(len(h.codes))
+	if h.quant != nil {
+		b += int64(len(h.quant.scale)) * 4
+	}
+	return b
 }
 
-// dist is the search distance: smaller is nearer. For unit vectors
+// Close releases the memory-mapped snapshot a loaded index reads its
+// vectors and links from; for a built or decoded index it does nothing.
+// Without Close the mapping lasts until the process exits (it is not
+// tied to the garbage collector, which cannot know whether a Vector slice
+// is still held). It must not race with a search, and the index (and any
+// slice Vector returned) must not be used afterwards: the memory is gone.
+// Close is idempotent.
+func (h *HNSW) Close() error {
+	m := h.mapped
+	h.mapped = nil
+	if m == nil {
+		return nil
+	}
+	h.vecs, h.links0, h.upper, h.levels, h.codes = nil, nil, nil, nil, nil
+	return m.close()
+}
+
+// dist is the exact search distance: smaller is nearer. For unit vectors
 // 1-dot orders like cosine distance; the constant is dropped.
 func (h *HNSW) dist(q []float32, id int32) float32 {
 	i := int(id) * h.dim
@@ -158,6 +218,52 @@ func (h *HNSW) dist(q []float32, id int32) float32 {
 		return float32(math.Inf(1))
 	}
 	return d
+}
+
+// query is a search's query in the form the walk scores: the float32
+// vector, and its int16 codes when the walk runs on int8 codes.
+type query struct {
+	f      []float32
+	c      []int16 // nil: the walk scores float32
+	factor float32 // c . code * factor estimates f . vector
+}
+
+// walkQuery prepares q for a walk on codes when codes is non-nil (and q
+// can be quantised), on float32 otherwise. It uses s's scratch.
+func (s *searcher) walkQuery(qz *quantizer, codes []int8, q []float32) query {
+	if codes == nil {
+		return query{f: q}
+	}
+	f, ok := qz.prepare(q, s.qc)
+	if !ok {
+		return query{f: q}
+	}
+	return query{f: q, c: s.qc[:len(q)], factor: f}
+}
+
+// walkDist scores id on the codes when q has them (codes must then be the
+// index's or the builder's), exactly otherwise. Both are negated dot
+// products, so they compare with each other only approximately.
+func (h *HNSW) walkDist(q *query, codes []int8, id int32) float32 {
+	if q.c == nil {
+		return h.dist(q.f, id)
+	}
+	i := int(id) * h.dim
+	return -q.factor * float32(dot8(q.c, codes[i:i+h.dim:i+h.dim]))
+}
+
+// prefetchWalk starts loading what walkDist will read for id.
+func (h *HNSW) prefetchWalk(q *query, codes []int8, id int32) {
+	if q.c == nil {
+		prefetchVec(unsafe.Pointer(&h.vecs[int(id)*h.dim]), uintptr(h.dim)*4)
+		return
+	}
+	prefetchVec(unsafe.Pointer(&codes[int(id)*h.dim]), uintptr(h.dim))
+}
+
+// prefetch starts loading id's float32 vector into cache.
+func (h *HNSW) prefetch(id int32) {
+	prefetchVec(unsafe.Pointer(&h.vecs[int(id)*h.dim]), uintptr(h.dim)*4)
 }
 
 // links returns id's link block at level: element 0 is the count, then the
@@ -169,163 +275,6 @@ func (h *HNSW) links(id int32, level int) []int32 {
 	}
 	i := int(h.upperOff[id]) + (level-1)*(h.m+1)
 	return h.upper[i : i+h.m+1 : i+h.m+1]
-}
-
-// builder holds the state only construction needs: a lock per node (its
-// link lists change while others read them) and one for the entry point.
-type builder struct {
-	h      *HNSW
-	locks  []sync.Mutex
-	global sync.Mutex
-}
-
-func (h *HNSW) build(ctx context.Context, workers int) error {
-	b := &builder{h: h, locks: make([]sync.Mutex, h.n)}
-	// Node 0 starts the graph alone; the real entry point is adopted when
-	// its own insertion runs (its level exceeds the current top).
-	h.entry, h.maxLevel = 0, int(h.levels[0])
-	var next atomic.Int64
-	next.Store(1)
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := newSearcher(h.n)
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(h.n) {
-					return
-				}
-				if i%1024 == 0 && ctx.Err() != nil {
-					errc <- ctx.Err()
-					return
-				}
-				b.insert(s, int32(i))
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
-}
-
-// insert adds q following the paper's Algorithm 1: greedy descent through
-// the layers above q's level, then at each of q's layers an efConstruction
-// search, heuristic neighbour selection, and reverse links (pruned with the
-// same heuristic when full).
-func (b *builder) insert(s *searcher, q int32) {
-	h := b.h
-	level := int(h.levels[q])
-	b.global.Lock()
-	ep, top := h.entry, h.maxLevel
-	if level <= top {
-		b.global.Unlock()
-	} else {
-		// q becomes the entry point: hold the lock so no insertion starts
-		// from a top layer q has not joined yet. Rare (probability 1/M).
-		defer b.global.Unlock()
-	}
-	vq := h.Vector(q)
-	cur, curD := ep, h.dist(vq, ep)
-	for lc := top; lc > level; lc-- {
-		cur, curD = b.greedy(s, vq, cur, curD, lc)
-	}
-	s.eps = append(s.eps[:0], distID{curD, cur})
-	for lc := min(level, top); lc >= 0; lc-- {
-		s.searchLayer(h, vq, s.eps, h.efConstr, lc, b.locks)
-		s.eps = s.res.sortedInto(s.eps[:0])
-		sel := b.selectHeuristic(s, s.eps, h.m, s.sel[:0])
-		s.sel = sel
-		b.locks[q].Lock()
-		l := h.links(q, lc)
-		l[0] = int32(len(sel))
-		for i, c := range sel {
-			l[1+i] = c.id
-		}
-		b.locks[q].Unlock()
-		for _, c := range sel {
-			b.connect(s, c.id, q, c.d, lc)
-		}
-	}
-	if level > top {
-		h.entry, h.maxLevel = q, level
-	}
-}
-
-// greedy walks to the nearest node at level from cur (ef = 1).
-func (b *builder) greedy(s *searcher, vq []float32, cur int32, curD float32, level int) (int32, float32) {
-	h := b.h
-	for changed := true; changed; {
-		changed = false
-		b.locks[cur].Lock()
-		l := h.links(cur, level)
-		s.tmp = append(s.tmp[:0], l[1:1+l[0]]...)
-		b.locks[cur].Unlock()
-		for _, e := range s.tmp {
-			if d := h.dist(vq, e); d < curD {
-				cur, curD, changed = e, d, true
-			}
-		}
-	}
-	return cur, curD
-}
-
-// selectHeuristic is the paper's Algorithm 4 without extension: walk the
-// candidates nearest first and keep one only if it is nearer to the base
-// than to every neighbour kept so far. It spreads links across directions,
-// which keeps clustered data navigable. cands must be sorted ascending.
-func (b *builder) selectHeuristic(s *searcher, cands []distID, m int, out []distID) []distID {
-	h := b.h
-	for _, c := range cands {
-		if len(out) == m {
-			break
-		}
-		vc := h.Vector(c.id)
-		keep := true
-		for _, r := range out {
-			if h.dist(vc, r.id) < c.d {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// connect adds the reverse link e -> q at level, re-selecting e's links
-// with the heuristic when the list is full.
-func (b *builder) connect(s *searcher, e, q int32, d float32, level int) {
-	h := b.h
-	mx := h.m
-	if level == 0 {
-		mx = h.m0
-	}
-	b.locks[e].Lock()
-	defer b.locks[e].Unlock()
-	l := h.links(e, level)
-	n := int(l[0])
-	if n < mx {
-		l[1+n] = q
-		l[0]++
-		return
-	}
-	ve := h.Vector(e)
-	s.prune = append(s.prune[:0], distID{d, q})
-	for _, x := range l[1 : 1+n] {
-		s.prune = append(s.prune, distID{h.dist(ve, x), x})
-	}
-	slices.SortFunc(s.prune, cmpDistID)
-	sel := b.selectHeuristic(s, s.prune, mx, s.sel2[:0])
-	s.sel2 = sel
-	l[0] = int32(len(sel))
-	for i, c := range sel {
-		l[1+i] = c.id
-	}
 }
 
 func cmpDistID(a, b distID) int {

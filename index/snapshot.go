@@ -7,7 +7,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"os"
 	"unsafe"
 
 	"github.com/recsys-dev/recsys/internal/atomicfile"
@@ -31,10 +30,20 @@ import (
 //
 // Section kinds: 1 vectors (count*dim float32, row-major) in every backend;
 // hnsw adds 2 parameters, 3 levels (one byte per node), 4 layer-0 links,
-// 5 upper-layer links (int32); coder-hnsw adds 6, the library's own export.
-// Item ids are the vectors' positions, the contract every backend keeps, so
-// no id table is stored. A reader refuses kinds it does not know rather
-// than guess, and checks every size before it allocates.
+// 5 upper-layer links (int32), and with int8 quantisation 7 the quantiser
+// (see hnsw_snapshot.go) and 8 the codes (count*dim int8); coder-hnsw adds
+// 6, the library's own export. Item ids are the vectors' positions, the
+// contract every backend keeps, so no id table is stored. A reader refuses
+// kinds it does not know rather than guess, and checks every size before
+// it allocates.
+//
+// Sections may come in any order. Writers put those of 4-byte elements
+// first: the header and the section framing are multiples of 4 bytes, so
+// their payloads are then 4-byte aligned in the file and a memory-mapped
+// file is used in place (see Load). The int8 codes are 64-byte aligned
+// (one cache line) by padding inside the quantiser section. Earlier
+// snapshots wrote the levels before the links; they load, copying the
+// links when that left them misaligned.
 const (
 	snapshotVersion = 1
 	headerSize      = 32
@@ -51,6 +60,8 @@ const (
 	sectionLinks0  = 4
 	sectionUpper   = 5
 	sectionCoder   = 6
+	sectionQuant   = 7
+	sectionCodes   = 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -101,6 +112,13 @@ func i32Bytes(v []int32) []byte {
 		b = binary.LittleEndian.AppendUint32(b, uint32(x))
 	}
 	return b
+}
+
+func i8Bytes(v []int8) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v))
 }
 
 // decodeF32 copies a little-endian payload into a new slice.
@@ -183,15 +201,23 @@ func writeFile(path string, w io.WriterTo) error {
 }
 
 // snapshot is a verified, framed file: its header fields and the payload
-// of each section (aliasing the input), by kind.
+// of each section (aliasing the input) and its offset in the file, by
+// kind.
 type snapshot struct {
 	dim, count int
 	sections   map[uint32][]byte
+	offsets    map[uint32]int
 }
 
 // parseSnapshot verifies magic, version, every checksum and every size.
-// Each kind in known may appear at most once; any other kind is refused.
+// Each kind in known must appear exactly once; any other kind is refused.
 func parseSnapshot(b []byte, magic string, known ...uint32) (*snapshot, error) {
+	return parseSnapshotOpt(b, magic, known, nil)
+}
+
+// parseSnapshotOpt is parseSnapshot that also accepts, at most once each,
+// the kinds in optional.
+func parseSnapshotOpt(b []byte, magic string, known, optional []uint32) (*snapshot, error) {
 	if len(b) == 0 {
 		return nil, ErrEmptySnapshot
 	}
@@ -216,7 +242,7 @@ func parseSnapshot(b []byte, magic string, known ...uint32) (*snapshot, error) {
 	if count == 0 || count > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: count %d outside 1..%d", ErrCorrupt, count, math.MaxInt32)
 	}
-	snap := &snapshot{dim: int(dim), count: int(count), sections: map[uint32][]byte{}}
+	snap := &snapshot{dim: int(dim), count: int(count), sections: map[uint32][]byte{}, offsets: map[uint32]int{}}
 	off := headerSize
 	for s := range nsec {
 		rest := len(b) - off
@@ -240,6 +266,9 @@ func parseSnapshot(b []byte, magic string, known ...uint32) (*snapshot, error) {
 		for _, k := range known {
 			ok = ok || k == kind
 		}
+		for _, k := range optional {
+			ok = ok || k == kind
+		}
 		if !ok {
 			return nil, fmt.Errorf("%w: section %d has unknown kind %d", ErrCorrupt, s, kind)
 		}
@@ -247,6 +276,7 @@ func parseSnapshot(b []byte, magic string, known ...uint32) (*snapshot, error) {
 			return nil, fmt.Errorf("%w: second %s section (%d)", ErrCorrupt, sectionName(kind), s)
 		}
 		snap.sections[kind] = b[off+sectionHdrSize : end]
+		snap.offsets[kind] = off + sectionHdrSize
 		off = end + crcSize
 	}
 	if off != len(b) {
@@ -274,17 +304,22 @@ func sectionName(kind uint32) string {
 		return "upper links"
 	case sectionCoder:
 		return "coder-hnsw graph"
+	case sectionQuant:
+		return "quantiser"
+	case sectionCodes:
+		return "int8 codes"
 	}
 	return fmt.Sprintf("kind-%d", kind)
 }
 
-// vectors decodes the vectors section after checking its size.
-func (s *snapshot) vectors() ([]float32, error) {
+// vectors decodes the vectors section after checking its size, aliasing
+// it if alias is set and alignment allows.
+func (s *snapshot) vectors(alias bool) ([]float32, error) {
 	p := s.sections[sectionVectors]
 	if want := uint64(s.dim) * uint64(s.count) * 4; uint64(len(p)) != want {
 		return nil, fmt.Errorf("%w: vectors section is %d bytes, want %d (dim %d x count %d x 4)", ErrCorrupt, len(p), want, s.dim, s.count)
 	}
-	return decodeF32(p), nil
+	return f32View(p, alias), nil
 }
 
 // WriteTo writes the index in the snapshot format. It implements
@@ -296,28 +331,24 @@ func (e *Exact) WriteTo(w io.Writer) (int64, error) {
 // WriteFile writes a snapshot to path atomically.
 func (e *Exact) WriteFile(path string) error { return writeFile(path, e) }
 
-// LoadExact reads and verifies a snapshot written by WriteFile.
+// LoadExact reads and verifies a snapshot written by WriteFile. The index
+// aliases the file's memory map (see Load); Close releases it.
 func LoadExact(path string) (*Exact, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load index snapshot: %w", err)
-	}
-	e, err := DecodeExact(b)
-	if err != nil {
-		return nil, fmt.Errorf("load index snapshot %s: %w", path, err)
-	}
-	return e, nil
+	return loadFile(path, func(b []byte) (*Exact, error) { return decodeExact(b, true) },
+		func(e *Exact, m *mapping) bool { e.mapped = m; return true })
 }
 
 // DecodeExact decodes a snapshot held in memory, verifying magic, version,
 // every checksum and every size before it allocates for the vectors. The
 // result does not alias b.
-func DecodeExact(b []byte) (*Exact, error) {
+func DecodeExact(b []byte) (*Exact, error) { return decodeExact(b, false) }
+
+func decodeExact(b []byte, alias bool) (*Exact, error) {
 	s, err := parseSnapshot(b, magicExact, sectionVectors)
 	if err != nil {
 		return nil, err
 	}
-	vecs, err := s.vectors()
+	vecs, err := s.vectors(alias)
 	if err != nil {
 		return nil, err
 	}

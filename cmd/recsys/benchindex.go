@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,19 +21,20 @@ import (
 	"github.com/recsys-dev/recsys/index"
 )
 
-const benchSynopsis = "bench index [--n 100000] [--dim 384] [--backends hnsw,coder-hnsw] [--ef 16,32,...] [--filters 0.5,0.05,0.001] [--csv FILE]"
+const benchSynopsis = "bench index [--n 100000] [--dim 384] [--backends hnsw,coder-hnsw] [--quantize none,int8] [--ef 16,32,...] [--filters 0.5,0.05,0.001] [--csv FILE]"
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runTarget(ctx, "bench", benchSynopsis, []target{
 		{"index", "recall, QPS, build and load time, memory of the index backends", runBenchIndex},
 		{"lexical", "build time, size, query latency, memory and BEIR quality of a lexical engine (own or bleve)", runBenchLexical},
+		{"serve", "drive a running server at a fixed rate (open loop): latency percentiles, degraded share, server CPU and allocations per request", runBenchServe},
 	}, args, stdout, stderr)
 }
 
 // benchOpts are the flags of `recsys bench index`.
 type benchOpts struct {
 	n, dim, queries, k, exactQueries int
-	dists, backends                  []string
+	dists, backends, quantize        []string
 	efs                              []int
 	filters                          []float64
 	cfg                              index.Config
@@ -41,11 +43,14 @@ type benchOpts struct {
 
 // benchRow is one line of the table and the CSV.
 type benchRow struct {
-	dist, backend, ef, filter       string
-	recall, qps1, qpsAll, speedup   float64
-	buildS, loadS, indexBPV, rssBPV float64
-	short                           int
-	strategies                      string
+	dist, backend, quantize, ef, filter string
+	recall, qps1, qpsAll, speedup       float64
+	buildS, loadS, indexBPV, rssBPV     float64
+	// walkBPV is the bytes per vector of what the graph walk scores: the
+	// float32 vector, or its int8 codes.
+	walkBPV    float64
+	short      int
+	strategies string
 }
 
 func runBenchIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,6 +67,8 @@ func runBenchIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.Float64Var(&o.cfg.ExactBelow, "exact-below", o.cfg.ExactBelow, "selectivity under which a filtered query scans exactly")
 	dists := fs.String("dists", "lowrank,clustered", "distributions: lowrank, clustered")
 	bks := fs.String("backends", "hnsw,coder-hnsw", "backends compared with exact")
+	quant := fs.String("quantize", index.QuantizeNone, "hnsw walk quantisations to compare: none, int8 (int8 walks on codes and re-scores on float32)")
+	fs.IntVar(&o.cfg.Rescore, "rescore", o.cfg.Rescore, "int8: candidates re-scored on float32, as a multiple of k (0: all ef)")
 	efs := fs.String("ef", "32,64,96,112,128,192,256", "ef_search sweep")
 	filters := fs.String("filters", "0.5,0.05,0.001", "filter pass rates for the filtered rows (hnsw only)")
 	fs.StringVar(&o.csvPath, "csv", "", "also write the rows as CSV to this file (- for stdout)")
@@ -71,6 +78,14 @@ func runBenchIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	o.dists = strings.Split(*dists, ",")
 	o.backends = strings.Split(*bks, ",")
+	o.quantize = strings.Split(*quant, ",")
+	for _, q := range o.quantize {
+		c := o.cfg
+		c.Quantize = q
+		if err := c.Validate(); err != nil || q == "" {
+			return fmt.Errorf("bench index: --quantize: bad value %q (want %q or %q)", q, index.QuantizeNone, index.QuantizeInt8)
+		}
+	}
 	for _, s := range strings.Split(*efs, ",") {
 		v, err := strconv.Atoi(s)
 		if err != nil || v <= 0 {
@@ -87,6 +102,9 @@ func runBenchIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("bench index: --filters: bad pass rate %q", s)
 		}
 		o.filters = append(o.filters, v)
+	}
+	if len(benchVariants(o)) == 0 && slices.ContainsFunc(o.backends, func(b string) bool { return b != index.BackendExact }) {
+		return fmt.Errorf("bench index: --quantize %s applies to backend %s only", *quant, index.BackendHNSW)
 	}
 	if o.n <= 0 || o.dim <= 0 || o.queries <= 0 || o.k <= 0 || o.exactQueries <= 0 {
 		return errors.New("bench index: --n, --dim, --queries, --exact-queries and --k must be > 0")
@@ -175,7 +193,8 @@ func benchDist(ctx context.Context, o benchOpts, dist, dir string, log io.Writer
 	for i, rate := range o.filters {
 		filterTruth[i] = answers(ex, queries, o.k, passFilter(rate))
 	}
-	exactRow := benchRow{dist: dist, backend: index.BackendExact, ef: "-", filter: "-", recall: 1, speedup: 1}
+	exactRow := benchRow{dist: dist, backend: index.BackendExact, quantize: index.QuantizeNone, ef: "-", filter: "-", recall: 1, speedup: 1,
+		walkBPV: 4 * float64(o.dim)}
 	exactRow.qps1 = qps(ex, queries[:min(len(queries), o.exactQueries)], o.k, nil, 1)
 	exactRow.qpsAll = qps(ex, queries[:min(len(queries), o.exactQueries)], o.k, nil, runtime.GOMAXPROCS(0))
 	exactRow.indexBPV = 4 * float64(o.dim)
@@ -186,13 +205,13 @@ func benchDist(ctx context.Context, o benchOpts, dist, dir string, log io.Writer
 	exactRow.rssBPV = float64(rss()) / float64(o.n)
 	rows := []benchRow{exactRow}
 
-	for _, backend := range o.backends {
-		cfg := o.cfg
-		cfg.Backend = backend
-		if backend == index.BackendExact {
-			continue
+	for _, cfg := range benchVariants(o) {
+		backend := cfg.Backend
+		label := backend
+		if cfg.Quantize != index.QuantizeNone {
+			label += " " + cfg.Quantize
 		}
-		fmt.Fprintf(log, "%s: building %s\n", dist, backend)
+		fmt.Fprintf(log, "%s: building %s\n", dist, label)
 		runtime.GC()
 		debug.FreeOSMemory()
 		var before runtime.MemStats
@@ -210,6 +229,10 @@ func benchDist(ctx context.Context, o benchOpts, dist, dir string, log io.Writer
 		// The vectors are shared with the generator, so the heap growth is
 		// the graph; the index's own size adds them back.
 		indexBPV := (float64(after.HeapAlloc)-float64(before.HeapAlloc))/float64(o.n) + 4*float64(o.dim)
+		walkBPV := 4 * float64(o.dim)
+		if cfg.Quantize == index.QuantizeInt8 {
+			walkBPV = float64(o.dim) + 4*float64(o.dim)/float64(o.n) // codes and the scales
+		}
 		rssBPV := float64(rss()) / float64(o.n)
 		loadS, _, err := saveLoad(ix, dir)
 		if err != nil {
@@ -223,10 +246,10 @@ func benchDist(ctx context.Context, o benchOpts, dist, dir string, log io.Writer
 			if tuner != nil {
 				tuner.SetEfSearch(ef)
 			}
-			fmt.Fprintf(log, "%s: %s ef=%d\n", dist, backend, ef)
+			fmt.Fprintf(log, "%s: %s ef=%d\n", dist, label, ef)
 			got := answers(ix, queries, o.k, nil)
-			r := benchRow{dist: dist, backend: backend, ef: strconv.Itoa(ef), filter: "-",
-				recall: recall(got, truth), buildS: buildS, loadS: loadS, indexBPV: indexBPV, rssBPV: rssBPV}
+			r := benchRow{dist: dist, backend: backend, quantize: cfg.Quantize, ef: strconv.Itoa(ef), filter: "-",
+				recall: recall(got, truth), buildS: buildS, loadS: loadS, indexBPV: indexBPV, rssBPV: rssBPV, walkBPV: walkBPV}
 			r.qps1 = qps(ix, queries, o.k, nil, 1)
 			r.qpsAll = qps(ix, queries, o.k, nil, runtime.GOMAXPROCS(0))
 			r.speedup = r.qps1 / exactRow.qps1
@@ -235,13 +258,13 @@ func benchDist(ctx context.Context, o benchOpts, dist, dir string, log io.Writer
 		if h, ok := ix.(*index.HNSW); ok {
 			h.SetEfSearch(o.cfg.EfSearch)
 			for i, rate := range o.filters {
-				fmt.Fprintf(log, "%s: %s filter %g\n", dist, backend, rate)
+				fmt.Fprintf(log, "%s: %s filter %g\n", dist, label, rate)
 				f := passFilter(rate)
 				before := h.Counters()
 				got := answers(h, queries, o.k, f)
 				c := h.Counters()
-				r := benchRow{dist: dist, backend: backend, ef: strconv.Itoa(o.cfg.EfSearch), filter: strconv.FormatFloat(rate, 'g', -1, 64),
-					recall: recall(got, filterTruth[i]), buildS: buildS, loadS: loadS, indexBPV: indexBPV, rssBPV: rssBPV}
+				r := benchRow{dist: dist, backend: backend, quantize: cfg.Quantize, ef: strconv.Itoa(o.cfg.EfSearch), filter: strconv.FormatFloat(rate, 'g', -1, 64),
+					recall: recall(got, filterTruth[i]), buildS: buildS, loadS: loadS, indexBPV: indexBPV, rssBPV: rssBPV, walkBPV: walkBPV}
 				r.strategies = fmt.Sprintf("graph=%d exact=%d graph+exact=%d", c.FilteredGraph-before.FilteredGraph,
 					c.Exact-before.Exact, c.GraphThenExact-before.GraphThenExact)
 				for q := range got {
@@ -257,6 +280,27 @@ func benchDist(ctx context.Context, o benchOpts, dist, dir string, log io.Writer
 		}
 	}
 	return rows, nil
+}
+
+// benchVariants are the configurations built per distribution: every
+// backend but exact (the reference, measured apart), hnsw once per
+// quantisation (the others have none).
+func benchVariants(o benchOpts) []index.Config {
+	var out []index.Config
+	for _, backend := range o.backends {
+		if backend == index.BackendExact {
+			continue
+		}
+		for _, q := range o.quantize {
+			if backend != index.BackendHNSW && q != index.QuantizeNone {
+				continue
+			}
+			cfg := o.cfg
+			cfg.Backend, cfg.Quantize = backend, q
+			out = append(out, cfg)
+		}
+	}
+	return out
 }
 
 // searcher is what the bench measures.
@@ -346,6 +390,10 @@ func saveLoad(ix index.Index, dir string) (float64, int64, error) {
 		return 0, 0, err
 	}
 	secs := time.Since(start).Seconds()
+	if c, ok := got.(io.Closer); ok {
+		// The loaded index maps the file; release it before removing it.
+		defer c.Close()
+	}
 	if got.Len() != ix.Len() {
 		return 0, 0, fmt.Errorf("loaded %d vectors, wrote %d", got.Len(), ix.Len())
 	}
@@ -370,20 +418,20 @@ func procStatus(field string) int64 {
 	return 0
 }
 
-var benchHeader = []string{"dist", "backend", "ef", "filter", "recall", "qps_1t", "qps_all", "x_exact_1t",
-	"build_s", "load_s", "index_B_per_vec", "rss_B_per_vec", "short_of_k", "strategies"}
+var benchHeader = []string{"dist", "backend", "quantize", "ef", "filter", "recall", "qps_1t", "qps_all", "x_exact_1t",
+	"build_s", "load_s", "walk_B_per_vec", "index_B_per_vec", "rss_B_per_vec", "short_of_k", "strategies"}
 
 func (r benchRow) cells() []string {
-	return []string{r.dist, r.backend, r.ef, r.filter, fmt.Sprintf("%.4f", r.recall),
+	return []string{r.dist, r.backend, r.quantize, r.ef, r.filter, fmt.Sprintf("%.4f", r.recall),
 		fmt.Sprintf("%.0f", r.qps1), fmt.Sprintf("%.0f", r.qpsAll), fmt.Sprintf("%.1f", r.speedup),
-		fmt.Sprintf("%.1f", r.buildS), fmt.Sprintf("%.3f", r.loadS), fmt.Sprintf("%.0f", r.indexBPV),
-		fmt.Sprintf("%.0f", r.rssBPV), strconv.Itoa(r.short), r.strategies}
+		fmt.Sprintf("%.1f", r.buildS), fmt.Sprintf("%.3f", r.loadS), fmt.Sprintf("%.0f", r.walkBPV),
+		fmt.Sprintf("%.0f", r.indexBPV), fmt.Sprintf("%.0f", r.rssBPV), strconv.Itoa(r.short), r.strategies}
 }
 
 func writeBenchTable(w io.Writer, rows []benchRow, k int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	h := append([]string(nil), benchHeader...)
-	h[4] = fmt.Sprintf("recall@%d", k)
+	h[5] = fmt.Sprintf("recall@%d", k)
 	fmt.Fprintln(tw, strings.Join(h, "\t")+"\t")
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r.cells(), "\t")+"\t")
