@@ -26,9 +26,9 @@ $(ORT_LIB):
 	mv $(DEPS)/npm/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $@
 	rm -rf $(DEPS)/npm
 
-## test-tools: redis-server and kcat from Debian's packages, when absent
+## test-tools: redis-server, kcat and chromium (the playground's browser test) from Debian's packages, when absent
 test-tools:
-	@scripts/apt-install.sh redis-server:redis-server kcat:kcat
+	@scripts/apt-install.sh redis-server:redis-server kcat:kcat chromium:chromium
 
 $(BIN): $(GO_SOURCES)
 	go build -o $@ ./cmd/recsys

@@ -38,6 +38,9 @@ type Config struct {
 	// CheckTimeout bounds the readiness checks run by GET /readyz; it is
 	// short because orchestrators probe often and expect a quick answer.
 	CheckTimeout time.Duration `yaml:"check_timeout"`
+	// Playground serves the playground page at / (search, recommend,
+	// explanations, a rule editor wired to the dry run).
+	Playground bool `yaml:"playground"`
 }
 
 // DefaultConfig returns the settings used on one machine.
@@ -52,6 +55,7 @@ func DefaultConfig() Config {
 		ReadTimeout:    10 * time.Second,
 		WriteTimeout:   10 * time.Second,
 		CheckTimeout:   time.Second,
+		Playground:     true,
 	}
 }
 

@@ -61,15 +61,19 @@ type searchBody struct {
 	Filters   *filtersBody `json:"filters"`
 	Explain   bool         `json:"explain"`
 	Retrieval *string      `json:"retrieval"`
+	// Context is what the client says about the request (page, device,
+	// campaign), read by business rules as context["key"].
+	Context map[string]string `json:"context"`
 }
 
 type recommendBody struct {
-	User        *userBody    `json:"user"`
-	RecentItems []string     `json:"recent_items"`
-	SeedItem    *string      `json:"seed_item"`
-	K           *int         `json:"k"`
-	Filters     *filtersBody `json:"filters"`
-	Explain     bool         `json:"explain"`
+	User        *userBody         `json:"user"`
+	RecentItems []string          `json:"recent_items"`
+	SeedItem    *string           `json:"seed_item"`
+	K           *int              `json:"k"`
+	Filters     *filtersBody      `json:"filters"`
+	Explain     bool              `json:"explain"`
+	Context     map[string]string `json:"context"`
 }
 
 // kLimits are the parts of Config the decoders need; a small value type
@@ -105,6 +109,9 @@ func decodeSearch(body []byte, lim kLimits) (engine.SearchRequest, error) {
 		return req, err
 	}
 	if req.Filters, err = checkFilters(b.Filters); err != nil {
+		return req, err
+	}
+	if req.Context, err = checkContext(b.Context); err != nil {
 		return req, err
 	}
 	if b.Retrieval != nil {
@@ -157,7 +164,42 @@ func decodeRecommend(body []byte, lim kLimits) (engine.RecommendRequest, error) 
 	if req.Filters, err = checkFilters(b.Filters); err != nil {
 		return req, err
 	}
+	if req.Context, err = checkContext(b.Context); err != nil {
+		return req, err
+	}
 	return req, nil
+}
+
+// Bounds of a request's context.
+const (
+	maxContextKeys       = 32
+	maxContextKeyBytes   = 64
+	maxContextValueBytes = 256
+)
+
+// checkContext bounds the request context rules read: a few short keys
+// and values without control characters.
+func checkContext(ctx map[string]string) (map[string]string, error) {
+	if len(ctx) == 0 {
+		return nil, nil
+	}
+	if len(ctx) > maxContextKeys {
+		return nil, invalid("context", "must have at most %d keys", maxContextKeys)
+	}
+	for k, v := range ctx {
+		field := "context." + k
+		switch {
+		case k == "" || len(k) > maxContextKeyBytes:
+			return nil, invalid("context", "keys must be 1 to %d bytes", maxContextKeyBytes)
+		case strings.IndexFunc(k, unicode.IsControl) >= 0:
+			return nil, invalid("context", "keys must not contain control characters")
+		case len(v) > maxContextValueBytes:
+			return nil, invalid(field, "must be at most %d bytes", maxContextValueBytes)
+		case strings.IndexFunc(v, unicode.IsControl) >= 0:
+			return nil, invalid(field, "must not contain control characters")
+		}
+	}
+	return ctx, nil
 }
 
 // decodeStrict decodes exactly one JSON object into v, rejecting unknown

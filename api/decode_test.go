@@ -237,3 +237,27 @@ func encodeRecommend(t *testing.T, r engine.RecommendRequest) []byte {
 	}
 	return b
 }
+
+func TestDecodeSearch_Context(t *testing.T) {
+	lim := kLimits{max: 100, def: 10}
+	req, err := decodeSearch([]byte(`{"query":"q","context":{"page":"home","device":"ios"}}`), lim)
+	if err != nil || req.Context["page"] != "home" || req.Context["device"] != "ios" {
+		t.Fatalf("decodeSearch = %+v, %v", req.Context, err)
+	}
+	long := strings.Repeat("x", maxContextValueBytes+1)
+	for body, field := range map[string]string{
+		`{"query":"q","context":{"page":"` + long + `"}}`: "context.page",
+		`{"query":"q","context":{"":"x"}}`:                "context",
+		`{"query":"q","context":{"page":"a\u0001"}}`:      "context.page",
+		`{"query":"q","context":{"page":3}}`:              "context",
+	} {
+		_, err := decodeSearch([]byte(body), lim)
+		var re *requestError
+		if !errors.As(err, &re) || re.field != field {
+			t.Errorf("%s: error %v, want one naming %s", body, err, field)
+		}
+	}
+	if _, err := decodeRecommend([]byte(`{"user":{"id":"u"},"context":{"page":"`+long+`"}}`), lim); err == nil {
+		t.Error("recommend accepted an oversized context value")
+	}
+}

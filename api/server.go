@@ -147,10 +147,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.app.Post(routeRecommend, named(routeRecommend), s.recommend)
 	s.app.Post(routeFeedback, named(routeFeedback), s.feedback)
 	s.app.Post(routeFeedbackBatch, named(routeFeedbackBatch), s.feedbackBatch)
+	s.app.Post(routeRulesDryRun, named(routeRulesDryRun), s.dryRun)
 	s.app.Get(routeHealthz, named(routeHealthz), s.healthz)
 	s.app.Get(routeReadyz, named(routeReadyz), s.readyz)
 	s.app.Get(routeMetrics, named(routeMetrics), metricsHandler)
 	s.app.Get(routeOpenAPI, named(routeOpenAPI), s.openapi)
+	if cfg.Playground {
+		s.servePlayground()
+	}
 	return s, nil
 }
 

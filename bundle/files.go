@@ -22,6 +22,7 @@ const (
 	RankerFile   = "ranker.onnx"  // the ranking model
 	FeaturesFile = "features.bin" // item feature rows, see WriteFeatures
 	DictFile     = "dict.json"    // category and brand ids behind the id features
+	RulesFile    = "rules.yaml"   // the rules the bundle was built with (a rules file's YAML)
 )
 
 // WriteItems writes the catalog as JSON Lines, fsynced, at path.

@@ -42,6 +42,11 @@ type Manifest struct {
 	// Lexical is the BM25F index over the item text; bundles built before
 	// it have none and serve text queries from the vectors alone.
 	Lexical *Model `json:"lexical,omitempty"`
+	// Rules records the filter and business rules the bundle was built
+	// and validated with (rules.file, or the configuration's section), so
+	// a bundle says which rules its results were meant to be served with.
+	// Bundles built before it have none.
+	Rules *Model `json:"rules,omitempty"`
 	// FeatureNames is the ranker's input order; ItemFeatureNames is the
 	// column order of the item feature rows (features file and store).
 	// FeatureDefaults[i] is served for FeatureNames[i] when a value is missing.

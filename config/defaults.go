@@ -31,6 +31,7 @@ func Default() *Config {
 			RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 10000, SeedCheck: time.Second, CounterCache: time.Second, Retrieval: engine.DefaultRetrievalConfig()},
 		Rank: Rank{Config: rank.DefaultConfig(), Runtime: rank.ScorerConfig{Sessions: 2, IntraOpThreads: 1}},
 		Rules: rules.Config{
+			ReloadEvery: 2 * time.Second,
 			Filters: []rules.FilterRule{
 				{Name: "available", Expr: "item.available"},
 				{Name: "age-rating", Expr: "user.age == 0 || item.age_rating <= user.age"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -137,6 +138,33 @@ type Engine struct {
 	m       *metrics
 	current atomic.Pointer[Generation]
 	reseed  chan struct{}
+	// rules are the live filter and business rules (Deps.Rules until
+	// SetRules replaces them); rulesMu orders a swap against publish, so
+	// a generation never goes live bound to replaced rules.
+	rules        atomic.Pointer[rules.Set]
+	rulesVersion atomic.Pointer[string]
+	rulesMu      sync.Mutex
+}
+
+// Rules is the live rule set (nil: none).
+func (e *Engine) Rules() *rules.Set { return e.rules.Load() }
+
+// RulesVersion names the live rules: "config", or the rules file's
+// content hash.
+func (e *Engine) RulesVersion() string { return *e.rulesVersion.Load() }
+
+// SetRules makes s the live rules, for the live generation at once and
+// every one loaded after. Requests already running finish with the rules
+// they started with.
+func (e *Engine) SetRules(s *rules.Set, version string) {
+	e.rulesMu.Lock()
+	defer e.rulesMu.Unlock()
+	e.rules.Store(s)
+	e.rulesVersion.Store(&version)
+	if g := e.current.Load(); g != nil {
+		g.filter.Store(s.Bind(g.items))
+	}
+	e.log.Info("rules live", "version", version)
 }
 
 // New returns an engine with no bundle loaded; call Load before serving.
@@ -154,6 +182,9 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		deps.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, reseed: make(chan struct{}, 1)}
+	e.rules.Store(deps.Rules)
+	version := "config"
+	e.rulesVersion.Store(&version)
 	var err error
 	if e.m, err = newMetrics(deps.Registerer); err != nil {
 		return nil, err
@@ -196,7 +227,7 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 		e.m.loads.WithLabelValues("refused").Inc()
 		return err
 	}
-	g.filter = e.deps.Rules.Bind(g.items)
+	g.filter.Store(e.Rules().Bind(g.items))
 	t0 := time.Now()
 	if e.deps.Features == nil {
 		if g.itemRows, err = bundle.ReadFeatures(g.Dir, g.Manifest); err != nil {
@@ -236,8 +267,11 @@ func (e *Engine) publish(g *Generation) {
 	if g.cols == nil {
 		g.cols = newColumns(g.items)
 	}
-	if g.filter == nil {
-		g.filter = e.deps.Rules.Bind(g.items)
+	e.rulesMu.Lock()
+	defer e.rulesMu.Unlock()
+	// Rules reloaded while g loaded: bind the new ones.
+	if live := e.Rules(); g.filter.Load() == nil || g.filter.Load().Set() != live {
+		g.filter.Store(live.Bind(g.items))
 	}
 	if g.counters == nil && e.deps.Realtime != nil {
 		g.counters = newCounterCache(len(g.items), e.cfg.CounterCache, e.deps.Realtime.HalfLife())

@@ -101,6 +101,15 @@ func (f *fakeScorer) Score(_ context.Context, x []float32, n int) ([]float32, er
 }
 func (f *fakeScorer) Close() error { f.closed.Store(true); return nil }
 
+// Explain is weight times value, as rank's linear model explains itself.
+func (f *fakeScorer) Explain(row []float32) (string, float32, []float32, error) {
+	phi := make([]float32, len(row))
+	for i, w := range f.weights {
+		phi[i] = w * row[i]
+	}
+	return "linear", 0, phi, nil
+}
+
 // fakeStore serves log_popularity rows from the items; err makes it fail.
 type fakeStore struct {
 	rows map[string][]float32

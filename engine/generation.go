@@ -36,6 +36,9 @@ type Encoder interface {
 // Scorer scores a row-major candidate feature matrix.
 type Scorer interface {
 	Score(ctx context.Context, x []float32, n int) ([]float32, error)
+	// Explain splits the score of one row into a base and per-feature
+	// contributions (rank.Scorer.Explain).
+	Explain(row []float32) (method string, base float32, phi []float32, err error)
 	Close() error
 }
 
@@ -53,7 +56,9 @@ type Generation struct {
 	scorer  Scorer
 	// filter is the engine's filter rules bound to items, remembering
 	// their verdicts for this catalog (nil: no rules).
-	filter *rules.Bound
+	// filter is the live rules bound to items (swapped when the rules
+	// are reloaded).
+	filter atomic.Pointer[rules.Bound]
 	// counters caches the items' real-time counters (nil: off).
 	counters *counterCache
 	// cols are the attributes request filters read, by item number.

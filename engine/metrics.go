@@ -17,6 +17,10 @@ type metrics struct {
 	seeds    *prometheus.CounterVec
 	// counterCache counts item counter lookups by result (hit, miss).
 	counterCache *prometheus.CounterVec
+	// ruleEffects counts what business rules did to shown items, and
+	// ruleDrops the candidates they kept out, by action.
+	ruleEffects *prometheus.CounterVec
+	ruleDrops   *prometheus.CounterVec
 }
 
 // indexCollector reports the live index's search strategy counters. They
@@ -83,6 +87,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_engine_explored_total",
 			Help: "Responses shown in a random order for position-bias estimation (engine.explore_rate).",
 		}, []string{"surface"}),
+		ruleEffects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_rules_effects_total",
+			Help: "Changes business rules made to returned items (a boost, a pin, a relaxed cap ...), by surface.",
+		}, []string{"surface"}),
+		ruleDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_rules_dropped_total",
+			Help: "Candidates business rules kept out of a response that their score placed in it, by surface and action (hide, cap, pin, explore).",
+		}, []string{"surface", "action"}),
 		seeds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_engine_feature_seeds_total",
 			Help: "Writes of a bundle's item features into the feature store, at load or after the store lost them, by result (seeded, failed).",
@@ -93,7 +105,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache} {
+		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache, m.ruleEffects, m.ruleDrops} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}

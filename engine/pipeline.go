@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,12 @@ type stageInput struct {
 	// them (historyRead), so ranking does not read them again.
 	history     []string
 	historyRead bool
+	// context is the client's request context (rules read it); bound is
+	// the filter and business rules the request runs with (the live ones,
+	// or a dry run's), and dry says not to emit the impression.
+	context map[string]string
+	bound   *rules.Bound
+	dry     bool
 }
 
 // Search answers a text query.
@@ -58,7 +65,8 @@ func (e *Engine) Search(ctx context.Context, req SearchRequest) (Result, error) 
 		return Result{}, err
 	}
 	in := stageInput{surface: "search", requestID: req.RequestID, query: q, k: req.K, user: req.User,
-		filters: req.Filters, explain: req.Explain, mode: req.Retrieval, exactID: -1}
+		filters: req.Filters, explain: req.Explain, mode: req.Retrieval, exactID: -1, context: req.Context}
+	in.bindRules(g, req.DryRules)
 	if in.mode == "" {
 		in.mode = e.cfg.Retrieval.Mode
 	}
@@ -107,7 +115,11 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 		return Result{}, err
 	}
 	in := stageInput{surface: "recommend", requestID: req.RequestID, k: req.K, user: req.User,
-		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}, exactID: -1}
+		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}, exactID: -1, context: req.Context}
+	in.bindRules(g, req.DryRules)
+	if len(req.RecentItems) > 0 {
+		in.history = req.RecentItems
+	}
 	start := time.Now()
 	switch {
 	case req.SeedItem != "":
@@ -236,6 +248,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	if in.surface == "search" {
 		res.Retrieval = in.mode
 	}
+	hits = e.addPinned(g, in, hits, keep, now, sc)
 	if len(hits) == 0 {
 		return res, nil
 	}
@@ -245,7 +258,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 
 	start = time.Now()
 	n, names := len(hits), g.Manifest.FeatureNames
-	x, degraded := e.features(ctx, g, hits, in, now)
+	x, degraded := e.features(ctx, g, hits, in, now, &in.history)
 	if degraded {
 		res.Degraded = append(res.Degraded, "features")
 	}
@@ -272,14 +285,11 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	e.m.stage.WithLabelValues(in.surface, "score").Observe(time.Since(start).Seconds())
 
 	start = time.Now()
-	ranked := e.applyRules(g, hits, scores, in, now, sc)
+	out := e.applyRules(g, hits, scores, in, now, sc)
+	ranked := out.Ranked
 	e.m.stage.WithLabelValues(in.surface, "rules").Observe(time.Since(start).Seconds())
 
 	f := len(names)
-	pinExact(ranked, hits)
-	if len(ranked) > in.k {
-		ranked = ranked[:in.k]
-	}
 	explore := len(ranked) > 1 && e.cfg.ExploreRate > 0 && rand.Float64() < e.cfg.ExploreRate
 	if explore {
 		e.m.explored.WithLabelValues(in.surface).Inc()
@@ -288,18 +298,30 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	for _, c := range ranked {
 		i := c.Ref
 		h := Hit{ID: c.Item.ID, Title: c.Item.Title, Brand: c.Item.Brand, Category: c.Item.Category, Price: c.Item.Price,
-			Score: c.Score, RetrievalScore: hits[i].ret.Score, RetrievalRank: i + 1}
+			Score: c.Score, RetrievalScore: hits[i].ret.Score, RetrievalRank: i + 1, Explore: c.Explore, Pinned: c.Pinned}
+		if len(c.Effects) > 0 {
+			e.m.ruleEffects.WithLabelValues(in.surface).Add(float64(len(c.Effects)))
+		}
 		if in.explain {
 			h.Features = x[i*f : (i+1)*f : (i+1)*f]
-			h.Rules = c.Fired
+			h.Rules = c.Fired()
+			h.Effects = c.Effects
+			h.RankerScore = &c.Base
+			h.RankerRank = c.BasePos + 1
 			h.Sources = sourcesOf(hits[i], in.surface == "search")
+			h.Contributions = e.contributions(g, h.Features, !slices.Contains(res.Degraded, "ranking"))
 		}
 		res.Items = append(res.Items, h)
 	}
 	if in.explain {
 		res.FeatureNames = names
+		for _, d := range out.Dropped {
+			res.Dropped = append(res.Dropped, Dropped{ID: d.Item.ID, Rule: d.Rule, Action: d.Action, Reason: d.Reason, Position: d.Position + 1})
+		}
 	}
-	e.emitImpression(g, in, res, ranked, x, now, explore)
+	if !in.dry {
+		e.emitImpression(g, in, res, ranked, x, now, explore)
+	}
 	if !in.explain { // an explained response's hits hold rows of x
 		putFloats(&x)
 	}
@@ -310,7 +332,9 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 // (defaults when it is slow, down or lacks an item), real-time counter and
 // user features from the counter updater's keys (fetched at the same time)
 // and request features.
-func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, in stageInput, now time.Time) ([]float32, bool) {
+//
+// history receives the user's stored actions when they were read.
+func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, in stageInput, now time.Time, history *[]string) ([]float32, bool) {
 	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
 	ids := make([]string, n)
 	for i, h := range hits {
@@ -395,6 +419,8 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	}
 	if in.historyRead {
 		rt.History = in.history
+	} else if rtErr == nil && rt.History != nil {
+		*history = rt.History
 	}
 	if rtErr != nil {
 		if !degraded {
@@ -491,7 +517,7 @@ func (e *Engine) emitImpression(g *Generation, in stageInput, res Result, ranked
 		i := c.Ref
 		row := shown[pos*f : (pos+1)*f : (pos+1)*f]
 		copy(row, x[i*f:(i+1)*f])
-		ev.Items[pos] = feedback.ImpressionItem{ItemID: c.Item.ID, Position: pos, Score: c.Score, Features: row}
+		ev.Items[pos] = feedback.ImpressionItem{ItemID: c.Item.ID, Position: pos, Score: c.Score, Features: row, Explore: c.Explore}
 	}
 	e.deps.Impressions.PublishAsync(ev)
 }

@@ -158,7 +158,7 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, s
 		dense []index.Hit
 		lex   *index.LexicalResult
 	)
-	if in.vec != nil && in.lex != nil && g.filter.PerRequest() {
+	if in.vec != nil && in.lex != nil && in.bound.PerRequest() {
 		// The two sources ask about many of the same items, and a rule
 		// evaluated per request costs far more than a map lookup (the
 		// others' verdicts the generation remembers).

@@ -1,13 +1,32 @@
 package engine
 
 import (
-	"cmp"
-	"slices"
 	"time"
 
 	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
+	"github.com/viterin/vek/vek32"
 )
+
+// bindRules sets the rules the request runs with: a dry run's own set,
+// bound to the generation's catalog for this request only, or the live
+// rules bound to it.
+func (in *stageInput) bindRules(g *Generation, dry *rules.Set) {
+	if dry != nil {
+		in.bound, in.dry = dry.Bind(g.items), true
+		return
+	}
+	in.bound = g.filter.Load()
+}
+
+// rulesEnv is the environment the request's rules see.
+func (in *stageInput) rulesEnv(now time.Time) *rules.Env {
+	env := in.bound.Set().NewEnv(in.user.ID, in.user.Age, in.query, now)
+	env.Surface, env.Context = in.surface, in.context
+	env.User.Recent = in.history
+	return env
+}
 
 // keep is the retrieval filter of one request: excluded items, the
 // request's structured filters (cheap, first), then the configured filter
@@ -15,8 +34,8 @@ import (
 // the item and the user's age. The index calls it from the searching
 // goroutine only, so one Env serves the whole request.
 func (e *Engine) keep(g *Generation, in stageInput, now time.Time) index.Filter {
-	f := g.filter
-	env := rules.NewEnv(in.user.ID, in.user.Age, in.query, now)
+	f := in.bound
+	env := in.rulesEnv(now)
 	cf := g.cols.compile(&in.filters)
 	return func(id int32) bool {
 		if len(in.exclude) > 0 && in.exclude[id] {
@@ -29,35 +48,72 @@ func (e *Engine) keep(g *Generation, in stageInput, now time.Time) index.Filter 
 	}
 }
 
-// applyRules orders the scored candidates and applies the business rules.
-// Each returned candidate's Ref indexes hits and the feature rows.
-func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, in stageInput, now time.Time, sc *scratch) []rules.Candidate {
-	cands := grow(sc.ranked, len(hits))[:len(hits)]
-	sc.ranked = cands
-	for i, h := range hits {
-		cands[i] = rules.Candidate{Item: &g.items[h.id], Score: scores[i], Ref: i}
+// addPinned adds the items the request's pin rules place to the
+// candidates when retrieval did not find them, so they are scored like
+// the others; they still pass the filters.
+func (e *Engine) addPinned(g *Generation, in stageInput, hits []candidate, keep index.Filter, now time.Time, sc *scratch) []candidate {
+	pins := in.bound.Set().Pins(in.rulesEnv(now))
+	if len(pins) == 0 {
+		return hits
 	}
-	// Equal scores keep retrieval order (Ref).
-	slices.SortFunc(cands, func(a, b rules.Candidate) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
+	added := false
+	have := make(map[int32]bool, len(hits))
+	for _, h := range hits {
+		have[h.id] = true
+	}
+	for _, p := range pins {
+		id, ok := g.byID[p]
+		if !ok || have[id] || !keep(id) {
+			continue
 		}
-		return cmp.Compare(a.Ref, b.Ref)
-	})
-	if e.deps.Rules != nil {
-		e.deps.Rules.Apply(cands, rules.NewEnv(in.user.ID, in.user.Age, in.query, now))
+		// Found by neither source: their "not found" ranks, as for a
+		// candidate one source did not list.
+		c := candidate{id: id, exactID: id == in.exactID, seq: int32(len(hits)),
+			ret: rank.Retrieval{Rank: len(hits), LexRank: e.cfg.Retrieval.LexicalDepth, DenseRank: e.cfg.Retrieval.DenseDepth}}
+		if in.vec != nil {
+			c.ret.DenseScore = vek32.Dot(in.vec, g.index.Vector(id))
+		}
+		hits = append(hits, c)
+		have[id] = true
+		added = true
 	}
-	return cands
+	if added {
+		relative(hits)
+	}
+	sc.cands = hits
+	return hits
 }
 
-// pinExact moves the item whose id the query is to the top: a query that
-// names an item is a lookup, and no score should outrank it.
-func pinExact(ranked []rules.Candidate, hits []candidate) {
-	for i, c := range ranked {
-		if hits[c.Ref].exactID {
-			copy(ranked[1:i+1], ranked[:i])
-			ranked[0] = c
-			return
+// applyRules orders the scored candidates and applies the business rules,
+// returning at most k. Each candidate's Ref indexes hits and the feature
+// rows.
+func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, in stageInput, now time.Time, sc *scratch) rules.Outcome {
+	cands := grow(sc.ranked, len(hits))[:len(hits)]
+	sc.ranked = cands
+	set := in.bound.Set()
+	div := set.HasDiversity()
+	for i, h := range hits {
+		cands[i] = rules.Candidate{Item: &g.items[h.id], Score: scores[i], Ref: i, Locked: h.exactID}
+		if div {
+			cands[i].Vec = g.index.Vector(h.id)
 		}
 	}
+	out := set.Apply(cands, in.rulesEnv(now), in.k)
+	for _, d := range out.Dropped {
+		e.m.ruleDrops.WithLabelValues(in.surface, d.Action).Inc()
+	}
+	return out
+}
+
+// contributions explains the ranker's score of one feature row, or says
+// why it cannot (a model written elsewhere carries no Go form of itself).
+func (e *Engine) contributions(g *Generation, row []float32, ranked bool) *Contributions {
+	if !ranked {
+		return &Contributions{Unavailable: "ranking failed for this request: the scores are retrieval's"}
+	}
+	method, base, phi, err := g.scorer.Explain(row)
+	if err != nil {
+		return &Contributions{Unavailable: err.Error()}
+	}
+	return &Contributions{Method: method, Base: base, Values: phi}
 }

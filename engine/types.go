@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/recsys-dev/recsys/rules"
+
 // Filters are structured constraints a client puts on one request. They are
 // applied inside retrieval together with the configured filter rules.
 type Filters struct {
@@ -26,6 +28,12 @@ type SearchRequest struct {
 	// Retrieval is hybrid, lexical or dense; empty means
 	// engine.retrieval.mode.
 	Retrieval string
+	// Context is what the client says about the request (page, device,
+	// campaign); business rules read it as context["key"].
+	Context map[string]string
+	// DryRules, when set, replaces the live rules for this request, which
+	// then emits no impression (a dry run).
+	DryRules *rules.Set
 }
 
 // RecommendRequest asks for items for a user (from recent item ids, most
@@ -38,6 +46,8 @@ type RecommendRequest struct {
 	K           int
 	Filters     Filters
 	Explain     bool
+	Context     map[string]string
+	DryRules    *rules.Set
 }
 
 // Hit is one returned item.
@@ -51,8 +61,44 @@ type Hit struct {
 	RetrievalScore float32   `json:"retrieval_score"`
 	RetrievalRank  int       `json:"retrieval_rank"`
 	Features       []float32 `json:"features,omitempty"` // only with Explain
-	Rules          []string  `json:"rules,omitempty"`    // business rules that fired, only with Explain
-	Sources        *Sources  `json:"sources,omitempty"`  // what each retrieval source said, only with Explain
+	// Explore marks an item an exploration slot placed; Pinned one a pin
+	// rule placed.
+	Explore bool `json:"explore,omitempty"`
+	Pinned  bool `json:"pinned,omitempty"`
+	// The rest is only with Explain.
+	Rules   []string `json:"rules,omitempty"`   // business rules that changed it
+	Sources *Sources `json:"sources,omitempty"` // what each retrieval source said
+	// RankerScore and RankerRank (1-based) are the ranker's, before any
+	// business rule; Effects what each rule then did.
+	RankerScore *float32       `json:"ranker_score,omitempty"`
+	RankerRank  int            `json:"ranker_rank,omitempty"`
+	Effects     []rules.Effect `json:"effects,omitempty"`
+	// Contributions are each feature's share of RankerScore (in
+	// FeatureNames order): with the base value they sum to it.
+	Contributions *Contributions `json:"contributions,omitempty"`
+}
+
+// Contributions split a ranker score among the features: Base plus the
+// sum of Values is the score. For a tree ensemble they are the exact
+// Shapley values of the trees (TreeSHAP, path-dependent: the training
+// rows that reached each node weigh its branches); for a linear model
+// weight times value, relative to all-zero features.
+type Contributions struct {
+	Method string    `json:"method,omitempty"` // treeshap or linear
+	Base   float32   `json:"base"`
+	Values []float32 `json:"values,omitempty"`
+	// Unavailable says why a model explains nothing.
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// Dropped is a candidate a business rule kept out of the response, with
+// the 1-based position its score would have given it.
+type Dropped struct {
+	ID       string `json:"id"`
+	Rule     string `json:"rule"`
+	Action   string `json:"action"`
+	Reason   string `json:"reason"`
+	Position int    `json:"position"`
 }
 
 // Sources explains where a hit came from. Ranks are 1-based; a source
@@ -99,5 +145,8 @@ type Result struct {
 
 	Items        []Hit    `json:"items"`
 	FeatureNames []string `json:"feature_names,omitempty"` // only with Explain
-	Degraded     []string `json:"degraded,omitempty"`      // stages that fell back, e.g. "features", "ranking"
+	// Dropped are the candidates business rules kept out (only with
+	// Explain).
+	Dropped  []Dropped `json:"dropped,omitempty"`
+	Degraded []string  `json:"degraded,omitempty"` // stages that fell back, e.g. "features", "ranking"
 }

@@ -116,6 +116,9 @@ type ImpressionItem struct {
 	Position int       `json:"position"`
 	Score    float32   `json:"score"`
 	Features []float32 `json:"features,omitempty"`
+	// Explore marks an item an exploration slot placed (a business rule),
+	// so training can tell its clicks from those the ranker earned.
+	Explore bool `json:"explore,omitempty"`
 }
 
 // FieldError says which field of an event is wrong and why. Field is a JSON
@@ -322,6 +325,7 @@ type liteItem struct {
 	Position int             `json:"position"`
 	Score    float32         `json:"score"`
 	Features json.RawMessage `json:"features,omitempty"`
+	Explore  bool            `json:"explore,omitempty"`
 }
 
 // decodeWithoutFeatures is decodeFast skipping the features; anything it
@@ -350,7 +354,7 @@ func decodeWithoutFeatures(body []byte) (Event, bool) {
 			if it == nil || !rawArray(it.Features) {
 				return Event{}, false
 			}
-			ev.Items[i] = ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score}
+			ev.Items[i] = ImpressionItem{ItemID: it.ItemID, Position: it.Position, Score: it.Score, Explore: it.Explore}
 		}
 	}
 	return ev, true

@@ -17,6 +17,7 @@ import (
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/internal/atomicfile"
 	"github.com/recsys-dev/recsys/rank"
+	"github.com/recsys-dev/recsys/rules"
 )
 
 // FeatureWriter stores a bundle's item features in the serving store.
@@ -38,6 +39,10 @@ type BuildOptions struct {
 	Lexical    index.LexicalConfig
 	Rank       rank.Config
 	Ranker     string // a promoted ranking model (build.ranker); used when the file exists
+	// Rules, when set, is the rule set as a rules file holds it (YAML):
+	// validated and compiled against the build (a bad one fails it) and
+	// stored in the bundle.
+	Rules []byte
 	// Features, when set, receives the item features at build time; when nil
 	// (embedded Redis) the server seeds its store from the bundle at load.
 	Features FeatureWriter
@@ -58,6 +63,15 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 		o.Lexical = index.DefaultLexicalConfig() // callers that build options in code
 	}
 	p := &progress{w: o.Progress}
+	// The rules are checked first: a bad set fails the build before an
+	// hour of embedding, not after.
+	var set *rules.Set
+	if o.Rules != nil {
+		var err error
+		if _, set, err = rules.ParseFile(o.Rules); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+	}
 	now := o.Now().UTC()
 
 	p.step("read and validate catalog %s", o.Catalog)
@@ -165,6 +179,16 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 			return nil, fmt.Errorf("build: %w", err)
 		}
 		p.done("%d rows", len(rows))
+	}
+
+	if o.Rules != nil {
+		p.step("store the rules")
+		if err := atomicfile.WriteBytes(stage.Path(bundle.RulesFile), o.Rules); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+		m.Rules = &bundle.Model{File: bundle.RulesFile, Kind: "rules", Version: shortHash(o.Rules)}
+		filters, business := set.Len()
+		p.done("%d filter and %d business rules, version %s", filters, business, m.Rules.Version)
 	}
 
 	p.step("publish bundle %s", stage.Version)

@@ -170,6 +170,10 @@ type TreeNode struct {
 	Threshold   float32
 	Left, Right int32
 	Value       float32
+	// Cover is how many training rows reached the node; TreeSHAP weighs
+	// a split's branches by it. 0 (a model from before covers were kept)
+	// weighs them equally.
+	Cover float32 `json:",omitempty"`
 }
 
 func (t *Tree) leaf(row []float32) int32 {

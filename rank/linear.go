@@ -79,6 +79,9 @@ func BuildLinearModel(features []string, weights []float32, bias float32) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("build linear model: %w", err)
 	}
+	if meta[MetaExplain], err = explainMeta(explainModel{Linear: &linearModel{Weights: weights, Bias: bias}}); err != nil {
+		return nil, fmt.Errorf("build linear model: %w", err)
+	}
 
 	g := onnxpb.NewGraph("linear_ranker")
 	n := onnxpb.Dynamic("n")

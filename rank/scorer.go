@@ -46,6 +46,10 @@ func (c ScorerConfig) Validate() error {
 type Scorer struct {
 	pool     *ort.Pool
 	features []string
+	// explainer is the model's Go form, checked against the graph at
+	// open; explainErr says why there is none.
+	explainer  Explainer
+	explainErr error
 }
 
 // OpenScorer loads the model at cfg.ModelPath and checks that the feature
@@ -72,7 +76,83 @@ func OpenScorer(cfg ScorerConfig, want []string) (*Scorer, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open scorer %s: %w", cfg.ModelPath, err)
 	}
+	s.explainer, s.explainErr = s.openExplainer()
 	return s, nil
+}
+
+// openExplainer reads the model's Go form from its metadata and checks it
+// scores probe rows as the ONNX graph does (and that its contributions sum
+// to those scores). A model without one (written elsewhere) or whose
+// metadata disagrees with its graph still serves; it only explains nothing.
+func (s *Scorer) openExplainer() (Explainer, error) {
+	raw, ok := s.pool.Metadata().Custom[MetaExplain]
+	if !ok {
+		return nil, fmt.Errorf("the model carries no %q metadata", MetaExplain)
+	}
+	nf := len(s.features)
+	x, err := parseExplainer(raw, nf)
+	if err != nil {
+		return nil, err
+	}
+	rows := probeRows(x, nf)
+	scores, err := s.Score(context.Background(), rows, len(rows)/nf)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkExplainer(x, rows, scores, nf); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// probeRows are rows that take many paths through the model: all zeros,
+// then each feature at one of the model's thresholds for it (a tree) or a
+// small pattern of values (a linear model), a little below and above.
+func probeRows(x Explainer, nf int) []float32 {
+	const n = 16
+	thresholds := make([][]float32, nf)
+	if t, ok := x.(*treeExplainer); ok {
+		for _, tree := range t.e.Trees {
+			for _, node := range tree.Nodes {
+				if node.Feature >= 0 {
+					thresholds[node.Feature] = append(thresholds[node.Feature], node.Threshold)
+				}
+			}
+		}
+	}
+	rows := make([]float32, n*nf)
+	for r := 1; r < n; r++ {
+		for f := range nf {
+			v := float32((r*(f+3))%7) - 3
+			if th := thresholds[f]; len(th) > 0 {
+				v = th[(r*7+f)%len(th)]
+				if r%2 == 0 {
+					v -= 1e-3 * max(1, abs32(v))
+				} else {
+					v += 1e-3 * max(1, abs32(v))
+				}
+			}
+			rows[r*nf+f] = v
+		}
+	}
+	return rows
+}
+
+func abs32(v float32) float32 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// Explain splits the model's score of row into base + contributions, or
+// says why it cannot.
+func (s *Scorer) Explain(row []float32) (method string, base float32, phi []float32, err error) {
+	if s.explainer == nil {
+		return "", 0, nil, s.explainErr
+	}
+	base, phi = s.explainer.Explain(row)
+	return s.explainer.Method(), base, phi, nil
 }
 
 func newScorer(pool *ort.Pool, want []string) (*Scorer, error) {

@@ -124,7 +124,7 @@ func (gr *grower) grow(grad, hess []float64) (Tree, []int32) {
 	for i := range rows {
 		rows[i] = int32(i)
 	}
-	t := Tree{Nodes: []TreeNode{{Feature: -1}}}
+	t := Tree{Nodes: []TreeNode{{Feature: -1, Cover: float32(len(rows))}}}
 	root := &leafState{node: 0, rows: rows}
 	root.hist = gr.histogram(rows, grad, hess)
 	for _, r := range rows {
@@ -174,8 +174,9 @@ func (gr *grower) split(t *Tree, l *leafState, grad, hess []float64) (left, righ
 		}
 	}
 	li, ri := int32(len(t.Nodes)), int32(len(t.Nodes)+1)
-	t.Nodes[l.node] = TreeNode{Feature: int32(l.feature), Threshold: gr.b.edges[l.feature][l.bin], Left: li, Right: ri}
-	t.Nodes = append(t.Nodes, TreeNode{Feature: -1}, TreeNode{Feature: -1})
+	t.Nodes[l.node] = TreeNode{Feature: int32(l.feature), Threshold: gr.b.edges[l.feature][l.bin], Left: li, Right: ri,
+		Cover: t.Nodes[l.node].Cover}
+	t.Nodes = append(t.Nodes, TreeNode{Feature: -1, Cover: float32(len(lr))}, TreeNode{Feature: -1, Cover: float32(len(rr))})
 	left = &leafState{node: li, depth: l.depth + 1, rows: lr}
 	right = &leafState{node: ri, depth: l.depth + 1, rows: rr}
 	small, large := left, right

@@ -68,6 +68,10 @@ func BuildTreeModel(e *Ensemble) ([]byte, error) {
 		}
 	}
 
+	// Every tree is checked by now (no NaN, no cycle).
+	if meta[MetaExplain], err = explainMeta(explainModel{Trees: trees}); err != nil {
+		return nil, fmt.Errorf("build tree model: %w", err)
+	}
 	g := onnxpb.NewGraph("tree_ranker")
 	n := onnxpb.Dynamic("n")
 	g.Input(ScoreInput, onnxpb.Float, n, onnxpb.Fixed(int64(nf)))

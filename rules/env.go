@@ -13,6 +13,15 @@ type Env struct {
 	Item  ItemEnv `expr:"item"`
 	User  UserEnv `expr:"user"`
 	Query string  `expr:"query"`
+	// Surface is "search" or "recommend".
+	Surface string `expr:"surface"`
+	// Hour (0-23) and Weekday (0 Sunday .. 6) are the request's time in
+	// the rules' time zone.
+	Hour    int `expr:"hour"`
+	Weekday int `expr:"weekday"`
+	// Context is what the client sent as the request's context (page,
+	// device, campaign, ...); a missing key reads as "".
+	Context map[string]string `expr:"context"`
 
 	now time.Time // fixes item.age_days for the whole request
 }
@@ -37,11 +46,16 @@ type ItemEnv struct {
 type UserEnv struct {
 	ID  string `expr:"id"`
 	Age int    `expr:"age"` // 0 = unknown
+	// Recent are the user's latest actions' item ids, most recent first
+	// (sent with a recommendation, or as the counter updater stored them).
+	Recent []string `expr:"recent"`
 }
 
-// NewEnv starts the environment of one request.
+// NewEnv starts the environment of one request, its hour and weekday in
+// UTC (Set.NewEnv uses the rules' time zone).
 func NewEnv(userID string, userAge int, query string, now time.Time) *Env {
-	return &Env{User: UserEnv{ID: userID, Age: userAge}, Query: query, now: now}
+	utc := now.UTC()
+	return &Env{User: UserEnv{ID: userID, Age: userAge}, Query: query, now: now, Hour: utc.Hour(), Weekday: int(utc.Weekday())}
 }
 
 // SetItem points the environment at it. The strings and tags are shared with

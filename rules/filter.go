@@ -124,6 +124,14 @@ func (s *Set) Bind(items []catalog.Item) *Bound {
 	return b
 }
 
+// Set is the rule set b binds (nil for a nil Bound).
+func (b *Bound) Set() *Set {
+	if b == nil {
+		return nil
+	}
+	return b.set
+}
+
 // PerRequest reports whether some rule is evaluated on every call, which
 // is when a caller asking about one item twice should remember the answer
 // itself.

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,18 +42,46 @@ func TestConfig_Validate(t *testing.T) {
 		},
 		{
 			name: "bad action",
-			cfg:  Config{Business: []BusinessRule{{Name: "b", Action: "pin"}}},
-			want: []string{`business[0].action: must be boost or cap, got "pin"`},
+			cfg:  Config{Business: []BusinessRule{{Name: "b", Action: "teleport"}}},
+			want: []string{`business[0].action: must be one of boost, bury, cap, pin, hide, diversity, explore, got "teleport"`},
 		},
 		{
 			name: "boost without amount and with cap fields",
 			cfg:  Config{Business: []BusinessRule{{Name: "b", Action: ActionBoost, By: ByBrand}}},
-			want: []string{"business[0].amount: must be a finite non-zero number for boost", "business[0]: by and max apply only to cap"},
+			want: []string{"business[0].amount: set exactly one of amount and factor for boost", "business[0].by: does not apply to boost"},
 		},
 		{
 			name: "cap without by and max",
 			cfg:  Config{Business: []BusinessRule{{Name: "c", Action: ActionCap, By: "colour", Amount: 1}}},
-			want: []string{`business[0].by: must be brand or category, got "colour"`, "business[0].max: must be > 0", "business[0].amount: applies only to boost"},
+			want: []string{`business[0].by: must be brand or category, got "colour"`, "business[0].max: must be > 0", "business[0].amount: does not apply to cap"},
+		},
+		{
+			name: "factors out of range",
+			cfg: Config{Business: []BusinessRule{
+				{Name: "b", Action: ActionBoost, Factor: 0.5}, {Name: "d", Action: ActionBury, Factor: 2}, {Name: "e", Action: ActionBury, Amount: -1},
+			}},
+			want: []string{"business[0].factor: must be > 1 for boost, got 0.5", "business[1].factor: must be in (0, 1) for bury, got 2", "business[2].amount: must be > 0 for bury"},
+		},
+		{
+			name: "pin, hide, explore, diversity fields",
+			cfg: Config{Business: []BusinessRule{
+				{Name: "p", Action: ActionPin, Items: []string{"x", "x"}},
+				{Name: "h", Action: ActionHide},
+				{Name: "x", Action: ActionExplore, Position: 0},
+				{Name: "m", Action: ActionDiversity, Lambda: 1.5, When: "true"},
+				{Name: "m2", Action: ActionDiversity, Lambda: 0.5},
+			}},
+			want: []string{
+				"business[0].items[1]: must be a distinct, non-empty item id", "business[0].position: must be >= 1",
+				"business[1].when: required for hide", "business[2].position: must be >= 1", "business[2].when: required for explore",
+				"business[3].lambda: must be in (0, 1], got 1.5", "business[3].when: does not apply to diversity",
+				"business[4]: only one diversity rule",
+			},
+		},
+		{
+			name: "time zone",
+			cfg:  Config{TimeZone: "Mars/Olympus"},
+			want: []string{"time_zone: unknown time zone Mars/Olympus"},
 		},
 	}
 	for _, tt := range tests {
@@ -232,107 +259,6 @@ func ids(cands []Candidate) []string {
 	return out
 }
 
-func TestSet_Apply(t *testing.T) {
-	items := []catalog.Item{
-		{ID: "a1", Brand: "acme", Category: "rock"},
-		{ID: "b1", Brand: "bolt", Category: "rock"},
-		{ID: "a2", Brand: "acme", Category: "jazz"},
-		{ID: "a3", Brand: "acme", Category: "rock"},
-		{ID: "n1", Category: "rock"},
-		{ID: "b2", Brand: "bolt", Category: "jazz"},
-		{ID: "n2", Category: "rock"},
-	}
-	// Retrieval order with descending scores 7..1.
-	fresh := func() []Candidate {
-		c := make([]Candidate, len(items))
-		for i := range items {
-			c[i] = Candidate{Item: &items[i], Score: float32(len(items) - i), Ref: i}
-		}
-		return c
-	}
-	tests := []struct {
-		name      string
-		rules     []BusinessRule
-		user      int
-		wantOrder []string
-		wantFired map[string][]string
-	}{
-		{
-			name:      "no rules keeps order",
-			wantOrder: []string{"a1", "b1", "a2", "a3", "n1", "b2", "n2"},
-		},
-		{
-			name:  "boost and downscore",
-			rules: []BusinessRule{{Name: "bolt-up", When: `item.brand == "bolt"`, Action: ActionBoost, Amount: 10}, {Name: "jazz-down", When: `item.category == "jazz"`, Action: ActionBoost, Amount: -4.5}},
-			// b1 16, b2 7.5, a1 7, a3 4, n1 3, n2 1, a2 0.5
-			wantOrder: []string{"b1", "b2", "a1", "a3", "n1", "n2", "a2"},
-			wantFired: map[string][]string{"b1": {"bolt-up"}, "b2": {"bolt-up", "jazz-down"}, "a2": {"jazz-down"}, "a1": nil},
-		},
-		{
-			name:      "boost uses user",
-			rules:     []BusinessRule{{Name: "kids-jazz", When: `user.age > 0 && user.age < 10 && item.category == "jazz"`, Action: ActionBoost, Amount: 100}},
-			user:      8,
-			wantOrder: []string{"a2", "b2", "a1", "b1", "a3", "n1", "n2"},
-		},
-		{
-			name:      "ties keep retrieval order",
-			rules:     []BusinessRule{{Name: "flatten", When: `item.id in ["b1", "a1"]`, Action: ActionBoost, Amount: 0.5}},
-			wantOrder: []string{"a1", "b1", "a2", "a3", "n1", "b2", "n2"},
-		},
-		{
-			name:      "cap per brand demotes the excess, unbranded items are never held",
-			rules:     []BusinessRule{{Name: "one-per-brand", Action: ActionCap, By: ByBrand, Max: 1}},
-			wantOrder: []string{"a1", "b1", "n1", "n2", "a2", "a3", "b2"},
-			wantFired: map[string][]string{"a2": {"one-per-brand"}, "a3": {"one-per-brand"}, "b2": {"one-per-brand"}, "n1": nil},
-		},
-		{
-			name:      "cap per category with a condition",
-			rules:     []BusinessRule{{Name: "rock-two", When: `item.category == "rock"`, Action: ActionCap, By: ByCategory, Max: 2}},
-			wantOrder: []string{"a1", "b1", "a2", "b2", "a3", "n1", "n2"},
-		},
-		{
-			name: "two caps and a boost",
-			rules: []BusinessRule{
-				{Name: "n-up", When: `item.brand == ""`, Action: ActionBoost, Amount: 20},
-				{Name: "brand-two", Action: ActionCap, By: ByBrand, Max: 2},
-				{Name: "rock-three", Action: ActionCap, By: ByCategory, Max: 3},
-			},
-			// n1 n2 a1 take the three rock slots; b1, a3 are over the rock
-			// cap; a2 b2 fill brand slots; a3 is also over acme's cap.
-			wantOrder: []string{"n1", "n2", "a1", "a2", "b2", "b1", "a3"},
-			wantFired: map[string][]string{"a3": {"brand-two", "rock-three"}, "b1": {"rock-three"}, "n1": {"n-up"}},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := mustCompile(t, Config{Business: tt.rules})
-			cands := fresh()
-			s.Apply(cands, NewEnv("u", tt.user, "", now))
-			if got := ids(cands); !slices.Equal(got, tt.wantOrder) {
-				t.Fatalf("order = %v, want %v", got, tt.wantOrder)
-			}
-			for _, c := range cands {
-				if &items[c.Ref] != c.Item {
-					t.Fatalf("Ref %d no longer points at %s", c.Ref, c.Item.ID)
-				}
-				if want, ok := tt.wantFired[c.Item.ID]; ok && !slices.Equal(c.Fired, want) {
-					t.Errorf("%s fired %v, want %v", c.Item.ID, c.Fired, want)
-				}
-			}
-		})
-	}
-	t.Run("boost amounts add to scores", func(t *testing.T) {
-		s := mustCompile(t, Config{Business: []BusinessRule{{Name: "all", Action: ActionBoost, Amount: 0.25}}})
-		cands := fresh()
-		s.Apply(cands, NewEnv("", 0, "", now))
-		for _, c := range cands {
-			if want := float32(len(items)-c.Ref) + 0.25; c.Score != want {
-				t.Fatalf("%s score %v, want %v", c.Item.ID, c.Score, want)
-			}
-		}
-	})
-}
-
 // FuzzCompile feeds arbitrary expressions (config is outside input) to the
 // compiler: it must return a set or an error, never panic, and a set it
 // returns must evaluate without panicking.
@@ -359,7 +285,7 @@ func FuzzCompile(f *testing.F) {
 		env := NewEnv("u", 5, "abc", now)
 		env.SetItem(&item)
 		s.Keep(env)
-		s.Apply([]Candidate{{Item: &item}}, env)
+		s.Apply([]Candidate{{Item: &item}}, env, 1)
 	})
 }
 
@@ -384,25 +310,5 @@ func BenchmarkSet_Keep(b *testing.B) {
 	}
 	if kept == 0 {
 		b.Fatal("no item kept")
-	}
-}
-
-func BenchmarkSet_Apply(b *testing.B) {
-	s := mustCompile(b, Config{Business: []BusinessRule{
-		{Name: "acme-up", When: `item.brand == "acme"`, Action: ActionBoost, Amount: 0.1},
-		{Name: "brand-three", Action: ActionCap, By: ByBrand, Max: 3},
-	}})
-	items := make([]catalog.Item, 200)
-	for i := range items {
-		items[i] = catalog.Item{ID: "x", Brand: []string{"acme", "bolt", "cork", "dune"}[i%4]}
-	}
-	cands := make([]Candidate, len(items))
-	env := NewEnv("u", 0, "", now)
-	b.ReportAllocs()
-	for b.Loop() {
-		for i := range cands {
-			cands[i] = Candidate{Item: &items[i], Score: float32(i % 17)}
-		}
-		s.Apply(cands, env)
 	}
 }

@@ -1,31 +1,17 @@
 package rules
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
-
-	"github.com/recsys-dev/recsys/catalog"
 )
-
-// Candidate is one ranked item as business rules see it.
-type Candidate struct {
-	Item  *catalog.Item
-	Score float32
-	// Fired lists the business rules that changed this candidate (boosted
-	// it or held it back under a cap), for explain traces.
-	Fired []string
-	// Ref is the caller's own index (into its feature rows, say), carried
-	// through the reordering untouched.
-	Ref int
-}
 
 type program struct {
 	name  string
@@ -45,20 +31,28 @@ func newProgram(name string, p *vm.Program) program {
 
 type business struct {
 	program
-	action string
-	amount float32
-	by     string
-	max    int
+	action         string
+	amount, factor float32
+	by             string
+	max            int
+	items          []string
+	position       int
+	lambda         float32
 }
 
 // Set is a compiled rule set. It is immutable and safe for concurrent use.
 type Set struct {
-	filters  []program
-	boosts   []business
-	caps     []business
-	vms      sync.Pool // *vm.VM: a VM keeps its stack between runs
-	capState sync.Pool // *capState: applyCaps's counts, cleared and reused
-	runtimeE atomic.Uint64
+	filters []program
+	// Business rules by stage, each in configuration order.
+	scores    []business // boost, bury
+	hides     []business
+	caps      []business
+	pins      []business
+	explores  []business
+	diversity *business
+	loc       *time.Location
+	vms       sync.Pool // *vm.VM: a VM keeps its stack between runs
+	runtimeE  atomic.Uint64
 }
 
 // Compile validates cfg and compiles every expression against Env. All
@@ -78,21 +72,40 @@ func Compile(cfg Config) (*Set, error) {
 		}
 		s.filters = append(s.filters, newProgram(f.Name, p))
 	}
+	s.loc = time.UTC
+	if cfg.TimeZone != "" {
+		if loc, err := time.LoadLocation(cfg.TimeZone); err == nil {
+			s.loc = loc
+		}
+	}
 	for i, b := range cfg.Business {
-		r := business{program: program{name: b.Name}, action: b.Action, amount: float32(b.Amount), by: b.By, max: b.Max}
+		r := business{program: program{name: b.Name}, action: b.Action, amount: float32(b.Amount), factor: float32(b.Factor),
+			by: b.By, max: b.Max, items: b.Items, position: b.Position, lambda: float32(b.Lambda)}
 		if b.When != "" {
 			p, err := compile(b.When)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("rules.business[%d] %q: %w", i, b.Name, err))
 				continue
 			}
+			if b.Action == ActionPin && readsItem(p) {
+				errs = append(errs, fmt.Errorf("rules.business[%d] %q: when: a pin's condition is on the request (query, user, surface, hour, context), not on item", i, b.Name))
+				continue
+			}
 			r.program = newProgram(b.Name, p)
 		}
 		switch b.Action {
-		case ActionBoost:
-			s.boosts = append(s.boosts, r)
+		case ActionBoost, ActionBury:
+			s.scores = append(s.scores, r)
+		case ActionHide:
+			s.hides = append(s.hides, r)
 		case ActionCap:
 			s.caps = append(s.caps, r)
+		case ActionPin:
+			s.pins = append(s.pins, r)
+		case ActionExplore:
+			s.explores = append(s.explores, r)
+		case ActionDiversity:
+			s.diversity = &r
 		}
 	}
 	if len(errs) > 0 {
@@ -126,10 +139,45 @@ func compile(src string) (p *vm.Program, err error) {
 // index out of range). A failing filter drops the item and a failing
 // condition does not fire: for rules such as age limits, failing closed is
 // the safe side. The engine exports this as a metric.
-func (s *Set) RuntimeErrors() uint64 { return s.runtimeE.Load() }
+func (s *Set) RuntimeErrors() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.runtimeE.Load()
+}
 
 // Len is the number of filter and business rules.
-func (s *Set) Len() (filters, business int) { return len(s.filters), len(s.boosts) + len(s.caps) }
+func (s *Set) Len() (filters, business int) {
+	n := len(s.scores) + len(s.hides) + len(s.caps) + len(s.pins) + len(s.explores)
+	if s.diversity != nil {
+		n++
+	}
+	return len(s.filters), n
+}
+
+// NewEnv starts the environment of one request with its hour and weekday
+// in the rules' time zone.
+func (s *Set) NewEnv(userID string, userAge int, query string, now time.Time) *Env {
+	env := NewEnv(userID, userAge, query, now)
+	if s != nil && s.loc != nil {
+		local := now.In(s.loc)
+		env.Hour, env.Weekday = local.Hour(), int(local.Weekday())
+	}
+	return env
+}
+
+// readsItem reports whether an expression reads any item field.
+func readsItem(p *vm.Program) bool {
+	c := &classifier{fields: map[ast.Node]bool{}}
+	n := p.Node()
+	ast.Walk(&n, c)
+	for _, id := range c.idents {
+		if id.Value == "item" {
+			return true
+		}
+	}
+	return false
+}
 
 // eval runs p on env (compiled, or with m), treating a run-time error as
 // false.
@@ -163,107 +211,4 @@ func (s *Set) Keep(env *Env) bool {
 	}
 	s.vms.Put(m)
 	return keep
-}
-
-// Apply runs the business rules over cands in place: it adds every matching
-// boost to the score, sorts by score descending (stable, so equal scores keep
-// retrieval order), then enforces caps. env carries the request (user,
-// query); its item is overwritten.
-//
-// Items over a cap move after all others, in score order, rather than being
-// dropped: the engine asks for more candidates than it returns, so the head
-// of the list still honours every cap, while a small candidate pool still
-// fills k instead of returning short pages. A caller that wants a hard cap
-// truncates at the first candidate whose Fired holds the cap rule.
-func (s *Set) Apply(cands []Candidate, env *Env) {
-	if len(s.boosts) == 0 && len(s.caps) == 0 {
-		return
-	}
-	m := s.vms.Get().(*vm.VM)
-	defer s.vms.Put(m)
-	if len(s.boosts) > 0 {
-		fired := false
-		for i := range cands {
-			c := &cands[i]
-			env.SetItem(c.Item)
-			for j := range s.boosts {
-				r := &s.boosts[j]
-				if r.prog == nil || s.eval(m, &r.program, env) {
-					c.Score += r.amount
-					c.Fired = append(c.Fired, r.name)
-					fired = true
-				}
-			}
-		}
-		byScore := func(a, b Candidate) int { return cmp.Compare(b.Score, a.Score) }
-		if fired || !slices.IsSortedFunc(cands, byScore) {
-			slices.SortStableFunc(cands, byScore)
-		}
-	}
-	if len(s.caps) > 0 {
-		s.applyCaps(m, cands, env)
-	}
-}
-
-// capState is applyCaps's scratch: per cap rule, items kept per brand or
-// category, and whether the rule applies to the candidate at hand.
-type capState struct {
-	counts  []map[string]int
-	applies []bool
-	over    []Candidate
-}
-
-func (s *Set) applyCaps(m *vm.VM, cands []Candidate, env *Env) {
-	st, _ := s.capState.Get().(*capState)
-	if st == nil {
-		st = &capState{counts: make([]map[string]int, len(s.caps)), applies: make([]bool, len(s.caps))}
-		for i := range st.counts {
-			st.counts[i] = map[string]int{}
-		}
-	}
-	counts, applies, over := st.counts, st.applies, st.over
-	kept := 0
-	for i := range cands {
-		c := cands[i]
-		env.SetItem(c.Item)
-		held := false
-		for j := range s.caps {
-			r := &s.caps[j]
-			key := c.Item.Brand
-			if r.by == ByCategory {
-				key = c.Item.Category
-			}
-			// An item without a brand (or category) is in no group, so no
-			// cap holds it back.
-			applies[j] = key != "" && (r.prog == nil || s.eval(m, &r.program, env))
-			if applies[j] && counts[j][key] >= r.max {
-				held = true
-				c.Fired = append(c.Fired, r.name)
-			}
-		}
-		if held {
-			over = append(over, c)
-			continue
-		}
-		// Only items that stay in the head count towards a cap, so a held
-		// item never uses up a slot another rule would grant.
-		for j := range s.caps {
-			if applies[j] {
-				key := c.Item.Brand
-				if s.caps[j].by == ByCategory {
-					key = c.Item.Category
-				}
-				counts[j][key]++
-			}
-		}
-		cands[kept] = c
-		kept++
-	}
-	copy(cands[kept:], over)
-	for _, c := range counts {
-		clear(c)
-	}
-	clear(over) // no candidate pointers kept in the pool
-	st.over = over[:0]
-	s.capState.Put(st)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/internal/ort"
@@ -26,7 +29,10 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
 		return err
 	}
-	opts := buildOptions(cfg)
+	opts, err := buildOptions(cfg)
+	if err != nil {
+		return err
+	}
 	opts.Progress, opts.Logger = stdout, log
 	if cfg.Redis.Addr != "" {
 		// A real store: write features now, so servers find them at load.
@@ -47,10 +53,31 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // buildOptions maps the configuration onto one build.
-func buildOptions(cfg *config.Config) offline.BuildOptions {
+func buildOptions(cfg *config.Config) (offline.BuildOptions, error) {
+	rules, err := rulesYAML(cfg)
+	if err != nil {
+		return offline.BuildOptions{}, err
+	}
 	return offline.BuildOptions{
+		Rules:   rules,
 		Catalog: cfg.Build.Catalog, BundlesDir: cfg.Bundles.Dir, Keep: cfg.Bundles.Keep,
 		Model: cfg.Embed.Model, ModelFile: cfg.Embed.ModelFile, Encoder: cfg.Embed.Runtime, Index: cfg.Index.Config, Lexical: cfg.Index.Lexical, Rank: cfg.Rank.Config,
 		Ranker: cfg.Build.Ranker,
+	}, nil
+}
+
+// rulesYAML is the rule set a build stores in its bundle: the rules file
+// when rules.file is set, else the configuration's rules section written
+// as a rules file.
+func rulesYAML(cfg *config.Config) ([]byte, error) {
+	if cfg.Rules.File != "" {
+		b, err := os.ReadFile(cfg.Rules.File)
+		if err != nil {
+			return nil, fmt.Errorf("rules.file: %w", err)
+		}
+		return b, nil
 	}
+	c := cfg.Rules
+	c.File, c.ReloadEvery = "", 0
+	return yaml.Marshal(c)
 }

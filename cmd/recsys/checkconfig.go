@@ -18,11 +18,25 @@ func runCheckConfig(_ context.Context, args []string, stdout, _ io.Writer) error
 	if err != nil {
 		return err
 	}
-	if _, err := rules.Compile(cfg.Rules); err != nil {
+	set, err := rules.Compile(cfg.Rules)
+	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d filter rules, %d business rules, %d ranker features)\n",
-		*path, len(cfg.Rules.Filters), len(cfg.Rules.Business), len(cfg.Rank.Features))
+	from := *path
+	if cfg.Rules.File != "" {
+		// The rules file is what serve will run.
+		data, err := os.ReadFile(cfg.Rules.File)
+		if err != nil {
+			return fmt.Errorf("%s: rules.file: %w", *path, err)
+		}
+		if _, set, err = rules.ParseFile(data); err != nil {
+			return fmt.Errorf("%s: %w", cfg.Rules.File, err)
+		}
+		from = cfg.Rules.File
+	}
+	filters, business := set.Len()
+	fmt.Fprintf(stdout, "%s: ok (%d filter rules, %d business rules from %s, %d ranker features)\n",
+		*path, filters, business, from, len(cfg.Rank.Features))
 	return nil
 }
 

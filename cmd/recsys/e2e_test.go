@@ -77,7 +77,11 @@ func buildBundle(t testing.TB, cfg *config.Config) string {
 	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
 		t.Fatal(err)
 	}
-	m, err := offline.Build(context.Background(), buildOptions(cfg))
+	o, err := buildOptions(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := offline.Build(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +316,11 @@ func TestServer_BadBundlesKeepServing(t *testing.T) {
 	os.WriteFile(bad, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 
 	cfg.Build.Catalog = bad
-	_, err := offline.Build(context.Background(), buildOptions(cfg))
+	o, err := buildOptions(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = offline.Build(context.Background(), o)
 	if err == nil {
 		t.Fatal("build of a bad catalog succeeded")
 	}
@@ -916,4 +924,25 @@ func TestServer_ItemFeaturesBundleMatchesStore(t *testing.T) {
 		}
 	}
 	t.Logf("%d ranked items compared: same ids, same feature vectors", compared)
+}
+
+// worldServer writes a generated world of the given size into a temp
+// dir, builds its bundle with the test configuration (adjusted by tune,
+// when given) and serves it; -short skips it.
+func worldServer(t *testing.T, items int, seed int64, tune func(cfg *config.Config)) (*config.Config, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a bundle; -short skips it")
+	}
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: items, Users: 100, Seed: seed}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(cfg)
+	}
+	buildBundle(t, cfg)
+	_, base := startServer(t, cfg)
+	return cfg, base
 }

@@ -65,7 +65,11 @@ func corpusEngine(ctx context.Context, cfg *config.Config, f evalFlags, ds *beir
 		}
 		root, cleanup = tmp, func() { os.RemoveAll(tmp) }
 	}
-	o := buildOptions(cfg)
+	o, err := buildOptions(cfg)
+	if err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
 	o.Progress = progress
 	if f.model != "" {
 		o.ModelFile = f.model

@@ -15,7 +15,6 @@ import (
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/rules"
-	"github.com/recsys-dev/recsys/world"
 )
 
 // sciFact is the shared SciFact folder; tests that need it skip without it
@@ -97,16 +96,7 @@ func containsAll(an *index.Analyzer, it *catalog.Item, query string) bool {
 // lexical index: same model, HNSW, ranker and rules) against hybrid and
 // lexical; and an exact item id comes back first.
 func TestDemoQueries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a 10k-item bundle; -short skips it")
-	}
-	dir := t.TempDir()
-	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 10000, Users: 100, Seed: 1}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	buildBundle(t, cfg)
-	_, base := startServer(t, cfg)
+	cfg, base := worldServer(t, 10000, 1, nil)
 	items, err := catalog.ReadFile(cfg.Build.Catalog)
 	if err != nil {
 		t.Fatal(err)

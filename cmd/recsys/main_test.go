@@ -48,6 +48,16 @@ func TestCheckConfig(t *testing.T) {
 		{"two bad rules", "rules:\n  filters:\n    - {name: a, expr: 'item.nope'}\n  business:\n    - {name: b, when: 'item.price >', action: boost, amount: 1}\n",
 			[]string{`"a"`, `"b"`}},
 		{"unknown key", "engine:\n  candidate: 5\n", []string{"field candidate not found"}},
+		{"good rules file", "rules:\n  file: RULES\n", nil},
+		{"bad rules file", "rules:\n  file: BAD\n", []string{"bad.yaml", "business[0].max: must be > 0"}},
+		{"missing rules file", "rules:\n  file: /nonexistent/rules.yaml\n", []string{"rules.file", "no such file"}},
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("business:\n  - {name: p, action: pin, items: [x], position: 1}\n"), 0o644)
+	os.WriteFile(bad, []byte("business:\n  - {name: c, action: cap, by: brand}\n"), 0o644)
+	for i := range cases {
+		cases[i].yaml = strings.NewReplacer("RULES", good, "BAD", bad).Replace(cases[i].yaml)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

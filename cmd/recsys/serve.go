@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +70,8 @@ type Server struct {
 	AdminAddr string
 	// PprofAddr is where net/http/pprof listens ("" when disabled).
 	PprofAddr string
+	// rules watches rules.file (nil without one).
+	rules *rulesWatch
 
 	admin    *api.Admin
 	adminLn  net.Listener
@@ -97,11 +100,6 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	if err != nil {
 		return nil, err
 	}
-	// A rule that errors at run time drops the item (fail closed); count it.
-	s.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "recsys_rules_runtime_errors_total",
-		Help: "Rule evaluations that failed at run time (the item was filtered out or the rule did not fire).",
-	}, func() float64 { return float64(set.RuntimeErrors()) }))
 
 	s.KafkaBrokers = cfg.Kafka.Brokers
 	if len(s.KafkaBrokers) == 0 {
@@ -160,6 +158,24 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Engine.Close)
+	// A rule that errors at run time drops the item (fail closed); count
+	// it, across reloads of the rules.
+	var retiredErrs atomic.Uint64
+	s.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "recsys_rules_runtime_errors_total",
+		Help: "Rule evaluations that failed at run time (the item was filtered out or the rule did not fire).",
+	}, func() float64 { return float64(retiredErrs.Load() + s.Engine.Rules().RuntimeErrors()) }))
+	if cfg.Rules.File != "" {
+		if len(cfg.Rules.Filters)+len(cfg.Rules.Business) > 0 {
+			log.Warn("rules.file is set: its rules replace the filters and business rules written in the configuration", "file", cfg.Rules.File)
+		}
+		s.rules = newRulesWatch(cfg.Rules.File, cfg.Rules.ReloadEvery, s.Engine, log, s.Registry)
+		s.rules.onSwap = func(old *rules.Set) { retiredErrs.Add(old.RuntimeErrors()) }
+		if err := s.rules.load(); err != nil {
+			return nil, err
+		}
+		s.goBackground(s.rules.run)
+	}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -188,6 +204,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 			{Name: "features", Fn: s.Engine.FeaturesReady, Degrades: true},
 			{Name: "redis", Fn: func(ctx context.Context) error { return pingRedis(ctx, client) }, Degrades: true},
 			{Name: "kafka", Fn: s.producer.Ping, Degrades: s.sink.HasSpool()},
+			// A refused rules file leaves the previous rules serving.
+			{Name: "rules", Fn: s.rulesReady, Degrades: true},
 		},
 	})
 	if err != nil {
@@ -209,6 +227,9 @@ func (s *Server) openAdmin() error {
 	s.admin, err = api.NewAdmin(api.AdminDeps{
 		Reload: func(ctx context.Context) (string, string, error) {
 			before := s.Engine.Current()
+			if s.rules != nil {
+				_ = s.rules.load() // logged, counted, in /readyz; the bundle reload goes on
+			}
 			err := s.reload(ctx)
 			return before, s.Engine.Current(), err
 		},
@@ -297,6 +318,14 @@ func (s *Server) openSink(ctx context.Context) error {
 }
 
 // goBackground runs fn until Close, which cancels it and waits for it.
+// rulesReady reports a refused rules file (nil without one).
+func (s *Server) rulesReady(ctx context.Context) error {
+	if s.rules == nil {
+		return nil
+	}
+	return s.rules.ready(ctx)
+}
+
 func (s *Server) goBackground(fn func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
