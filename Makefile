@@ -15,11 +15,13 @@ export RECSYS_ORT_LIB := $(abspath $(ORT_LIB))
 
 ## setup: ONNX Runtime into .deps/ and the Go modules (idempotent)
 setup: $(ORT_LIB)
-	go mod download
+	@echo "setup: Go modules (go mod download; the first time takes a few minutes)"
+	@set -o pipefail; go mod download -x 2>&1 | sed -n -u -e 's|^# get [a-z]*://[^/]*/\(.*\)/@v/\(.*\)\.zip: 200.*|  fetched \1@\2|p' -e '/^# /d' -e p | uniq
 
 # The library ships inside the onnxruntime-node npm package; only the Linux
 # x64 shared object is kept.
 $(ORT_LIB):
+	@echo "setup: ONNX Runtime $(ORT_VERSION) from the onnxruntime-node npm package"
 	@mkdir -p $(DEPS)/npm
 	cd $(DEPS)/npm && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
 	tar -xzf $(DEPS)/npm/onnxruntime-node-$(ORT_VERSION).tgz -C $(DEPS)/npm package/bin/napi-v6/linux/x64/libonnxruntime.so.1
@@ -31,7 +33,8 @@ test-tools:
 	@scripts/apt-install.sh redis-server:redis-server kcat:kcat chromium:chromium
 
 $(BIN): $(GO_SOURCES)
-	go build -o $@ ./cmd/recsys
+	@echo "build: $(BIN) (the first build compiles every dependency: a few minutes)"
+	go build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o $@ ./cmd/recsys
 
 ## run: build a 10k-item demo world and bundle, then serve on :8080
 run: setup $(BIN)

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"regexp"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -29,6 +32,13 @@ type AdminDeps struct {
 	// Live is the version serving now ("" before the first load).
 	Live   func() string
 	Logger *slog.Logger
+	// Keys, when any is configured, make every admin route need a key
+	// with the admin scope.
+	Keys *Keys
+	// ReadTimeout, WriteTimeout and IdleTimeout bound the listener's
+	// connections (slow headers, slow bodies, idle keep-alives); zero
+	// takes 5 s, 10 s and 60 s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
 // Admin is the operator API: POST /admin/reload and GET /admin/bundle. It
@@ -49,13 +59,24 @@ func NewAdmin(deps AdminDeps) (*Admin, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Admin{deps: deps}
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
 	a.app = fiber.New(fiber.Config{AppName: "recsys-admin", DisableStartupMessage: true,
+		ReadTimeout:  or(deps.ReadTimeout, 5*time.Second),
+		WriteTimeout: or(deps.WriteTimeout, 10*time.Second),
+		IdleTimeout:  or(deps.IdleTimeout, 60*time.Second),
 		ErrorHandler: func(c *fiber.Ctx, err error) error {
 			status, d, _ := classify(err)
 			return c.Status(status).JSON(errorBody{Error: d})
 		}})
+	a.app.Use(deps.Keys.require(ScopeAdmin))
 	a.app.Post(routeAdminReload, a.reload)
 	a.app.Get(routeAdminBundle, a.bundle)
+	jsonForUnknownMethods(a.app)
 	return a, nil
 }
 
@@ -77,11 +98,11 @@ type reloadResult struct {
 func (a *Admin) reload(c *fiber.Ctx) error {
 	before, after, err := a.deps.Reload(c.UserContext())
 	if err != nil {
-		a.deps.Logger.Error("admin reload: bundle refused, the live bundle keeps serving", "live", before, "err", err)
+		a.deps.Logger.Error("admin reload: bundle refused, the live bundle keeps serving", "live", before, "error", err)
 		return c.Status(http.StatusConflict).JSON(struct {
 			Error  errorDetail `json:"error"`
 			Bundle string      `json:"bundle"`
-		}{errorDetail{Code: CodeBundleRefused, Field: "CURRENT", Message: err.Error()}, before})
+		}{errorDetail{Code: CodeBundleRefused, Field: "CURRENT", Message: redactPaths(err.Error())}, before})
 	}
 	return c.JSON(reloadResult{Bundle: after, Previous: before, Changed: after != before})
 }
@@ -90,4 +111,13 @@ func (a *Admin) bundle(c *fiber.Ctx) error {
 	return c.JSON(struct {
 		Bundle string `json:"bundle"`
 	}{a.deps.Live()})
+}
+
+// pathLike matches absolute file paths in an error message.
+var pathLike = regexp.MustCompile(`(/[^\s:'"/]+){2,}/?`)
+
+// redactPaths keeps only the last element of every absolute path in msg:
+// a client-facing error says which file, not where the server keeps it.
+func redactPaths(msg string) string {
+	return pathLike.ReplaceAllStringFunc(msg, func(p string) string { return filepath.Base(p) })
 }

@@ -38,9 +38,19 @@ type Config struct {
 	// CheckTimeout bounds the readiness checks run by GET /readyz; it is
 	// short because orchestrators probe often and expect a quick answer.
 	CheckTimeout time.Duration `yaml:"check_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long, on both
+	// listeners.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Playground serves the playground page at / (search, recommend,
 	// explanations, a rule editor wired to the dry run).
 	Playground bool `yaml:"playground"`
+	// AccessLog is the share of successful requests logged at info (one
+	// line each: route, status, duration, client, key); server errors
+	// are always logged, everything at debug.
+	AccessLog float64 `yaml:"access_log"`
+	// Auth is who may call what; Limits how often.
+	Auth   AuthConfig   `yaml:"auth"`
+	Limits LimitsConfig `yaml:"limits"`
 }
 
 // DefaultConfig returns the settings used on one machine.
@@ -55,6 +65,9 @@ func DefaultConfig() Config {
 		ReadTimeout:    10 * time.Second,
 		WriteTimeout:   10 * time.Second,
 		CheckTimeout:   time.Second,
+		IdleTimeout:    60 * time.Second,
+		AccessLog:      0.01,
+		Auth:           AuthConfig{Keys: []KeySpec{}, UserTokens: UserTokensOff},
 		Playground:     true,
 	}
 }
@@ -107,6 +120,15 @@ func (c Config) Validate() error {
 	}
 	if c.CheckTimeout <= 0 {
 		bad("check_timeout", "must be > 0")
+	}
+	if c.AccessLog < 0 || c.AccessLog > 1 {
+		bad("access_log", "must be a share in [0, 1]")
+	}
+	if c.IdleTimeout <= 0 {
+		bad("idle_timeout", "must be > 0")
+	}
+	if c.Limits.QueryRPS < 0 || c.Limits.FeedbackRPS < 0 || c.Limits.QueryBurst < 0 || c.Limits.FeedbackBurst < 0 {
+		bad("limits", "rates and bursts must be >= 0 (0: no limit)")
 	}
 	return errors.Join(errs...)
 }

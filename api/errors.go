@@ -2,12 +2,16 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/recsys-dev/recsys/engine"
 )
@@ -169,4 +173,25 @@ func (s *Server) respondError(c *fiber.Ctx, err error) error {
 		s.log.ErrorContext(c.UserContext(), "request failed", attrs...)
 	}
 	return c.Status(status).JSON(errorBody{Error: d})
+}
+
+// jsonForUnknownMethods answers a request whose method fiber does not
+// know (it would write a plain-text 400 before any middleware runs) with
+// the API's JSON error body, on both listeners.
+func jsonForUnknownMethods(app *fiber.App) {
+	srv := app.Server()
+	inner := srv.Handler
+	srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		if slices.Contains(fiber.DefaultMethods, string(ctx.Method())) {
+			inner(ctx)
+			return
+		}
+		id := uuid.NewString()
+		ctx.Response.Header.Set(headerRequestID, id)
+		ctx.SetStatusCode(http.StatusBadRequest)
+		ctx.SetContentType(fiber.MIMEApplicationJSON)
+		body, _ := json.Marshal(errorBody{Error: errorDetail{Code: CodeInvalidArgument, Field: "method",
+			Message: "unknown HTTP method", RequestID: id}})
+		ctx.SetBody(body)
+	}
 }

@@ -117,6 +117,21 @@ func (s *Server) feedbackBatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	err = s.keys.feedbackUser(c, s.now(), func() []string {
+		users := make([]string, 0, len(evs)+len(dead))
+		for _, ev := range evs {
+			users = append(users, ev.UserID)
+		}
+		for _, d := range dead {
+			if d.Key != "" { // an unreadable event is keyed by no one
+				users = append(users, d.Key)
+			}
+		}
+		return users
+	})
+	if err != nil {
+		return err
+	}
 	bp, ok := s.pub.(BatchPublisher)
 	if !ok {
 		return s.batchOneByOne(c, evs, results)

@@ -120,13 +120,27 @@ func TestServer_AccessLog(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		if rec["msg"] == "http request" && rec["level"] == "DEBUG" && rec["request_id"] == "log-me" &&
+		// Debug, or info when the 1% sample (server.access_log) took it.
+		if rec["msg"] == "http request" && (rec["level"] == "DEBUG" || rec["level"] == "INFO") && rec["request_id"] == "log-me" &&
 			rec["route"] == "/v1/search" && rec["status"] == float64(200) {
 			found = true
 		}
 	}
 	if !found {
 		t.Fatalf("no access log entry in %s", env.logs.String())
+	}
+}
+
+// TestServer_AccessLogSample: with access_log 1 every request is an
+// info line, carrying the client and the key's name.
+func TestServer_AccessLogSample(t *testing.T) {
+	env := newTestEnv(t, func(c *Config, d *Deps) {
+		c.AccessLog = 1
+		d.Keys = testKeys(t, UserTokensOff)
+	})
+	env.do(t, http.MethodPost, "/v1/search", "application/json", `{"query":"x"}`, map[string]string{"X-API-Key": queryKey})
+	if s := env.logs.String(); !strings.Contains(s, `"level":"INFO","msg":"http request"`) || !strings.Contains(s, `"key":"web"`) {
+		t.Fatalf("no sampled info access line with the key: %s", s)
 	}
 }
 
@@ -154,6 +168,16 @@ func TestServer_OpenAPI(t *testing.T) {
 			continue // the middleware and fiber's implicit HEAD routes
 		}
 		served = append(served, strings.ToLower(rt.Method)+" "+rt.Path)
+	}
+	// The admin listener's routes are documented in the same spec.
+	admin, err := NewAdmin(AdminDeps{Reload: func(context.Context) (string, string, error) { return "", "", nil }, Live: func() string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range admin.App().GetRoutes(true) {
+		if rt.Path != "/" && rt.Method != http.MethodHead {
+			served = append(served, strings.ToLower(rt.Method)+" "+rt.Path)
+		}
 	}
 	var documented []string
 	for path, ops := range doc.Paths {
@@ -188,7 +212,8 @@ func TestServer_OpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	codes := []string{CodeInvalidArgument, CodeNotFound, CodeMethodNotAllowed, CodePayloadTooLarge,
-		CodeUnsupportedMediaType, CodeUnavailable, CodeDeadlineExceeded, CodeCanceled, CodeInternal}
+		CodeUnsupportedMediaType, CodeUnavailable, CodeDeadlineExceeded, CodeCanceled, CodeInternal,
+		CodeUnauthenticated, CodePermissionDenied, CodeRateLimited}
 	got := spec.Components.Schemas.Error.Properties.Error.Properties.Code.Enum
 	slices.Sort(codes)
 	slices.Sort(got)

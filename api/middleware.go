@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -28,11 +29,13 @@ type localKey int
 const (
 	localRequestID localKey = iota
 	localRoute
+	localKeyName // the API key's name, when one was presented
 )
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	limited  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,7 +52,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_http_rate_limited_total",
+		Help: "Requests answered 429 because the client's rate limit was spent, by route class (query, feedback).",
+	}, []string{"class"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.limited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -132,14 +139,26 @@ func (s *Server) record(c *fiber.Ctx, took time.Duration) {
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(route, methodLabel(c.Method()), strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(route).Observe(took.Seconds())
-	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
-		s.log.DebugContext(c.UserContext(), "http request",
+	// The access log: every server error, a sample of the rest
+	// (server.access_log), and everything at debug level.
+	level := slog.LevelDebug
+	if status >= 500 || (s.cfg.AccessLog > 0 && rand.Float64() < s.cfg.AccessLog) {
+		level = slog.LevelInfo
+	}
+	if s.log.Enabled(c.UserContext(), level) {
+		attrs := []slog.Attr{
 			slog.String("request_id", requestIDOf(c)),
 			slog.String("method", methodLabel(c.Method())),
 			slog.String("path", strings.Clone(c.Path())),
 			slog.String("route", route),
 			slog.Int("status", status),
-			slog.Duration("took", took))
+			slog.Duration("took", took),
+			slog.String("client", strings.Clone(c.IP())),
+		}
+		if key, ok := c.Locals(localKeyName).(string); ok {
+			attrs = append(attrs, slog.String("key", key))
+		}
+		s.log.LogAttrs(c.UserContext(), level, "http request", attrs...)
 	}
 }
 

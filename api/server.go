@@ -59,6 +59,9 @@ type Deps struct {
 	Gatherer   prometheus.Gatherer
 	// Now stamps feedback events that carry no timestamp; defaults to time.Now.
 	Now func() time.Time
+	// Keys are the API keys and user-token secret (LoadKeys); nil leaves
+	// the API open.
+	Keys *Keys
 }
 
 // Server is the HTTP API.
@@ -72,6 +75,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	keys    *Keys
 }
 
 // Route patterns, shared by registration, metrics labels and tests.
@@ -122,6 +126,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:     deps.Logger,
 		now:     deps.Now,
 		metrics: m,
+		keys:    deps.Keys,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -134,6 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimitBytes,
 		ReadTimeout:           cfg.ReadTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		ErrorHandler:          s.fiberErrorHandler,
 	})
@@ -143,11 +149,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	metricsHandler := adaptor.HTTPHandler(promhttp.HandlerFor(gat, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
-	s.app.Post(routeSearch, named(routeSearch), s.search)
-	s.app.Post(routeRecommend, named(routeRecommend), s.recommend)
-	s.app.Post(routeFeedback, named(routeFeedback), s.feedback)
-	s.app.Post(routeFeedbackBatch, named(routeFeedbackBatch), s.feedbackBatch)
-	s.app.Post(routeRulesDryRun, named(routeRulesDryRun), s.dryRun)
+	// Access: the key and its scope first (401/403), then the client's
+	// rate (429), then the handler.
+	query := []fiber.Handler{s.keys.require(ScopeQuery), newLimiter(classQuery, cfg.Limits.QueryRPS, cfg.Limits.QueryBurst, m.limited).middleware()}
+	fb := []fiber.Handler{s.keys.require(ScopeFeedback), newLimiter(classFeedback, cfg.Limits.FeedbackRPS, cfg.Limits.FeedbackBurst, m.limited).middleware()}
+	route := func(name string, guard []fiber.Handler, h fiber.Handler) []fiber.Handler {
+		return append(append([]fiber.Handler{named(name)}, guard...), h)
+	}
+	s.app.Post(routeSearch, route(routeSearch, query, s.search)...)
+	s.app.Post(routeRecommend, route(routeRecommend, query, s.recommend)...)
+	s.app.Post(routeRulesDryRun, route(routeRulesDryRun, query, s.dryRun)...)
+	s.app.Post(routeFeedback, route(routeFeedback, fb, s.feedback)...)
+	s.app.Post(routeFeedbackBatch, route(routeFeedbackBatch, fb, s.feedbackBatch)...)
 	s.app.Get(routeHealthz, named(routeHealthz), s.healthz)
 	s.app.Get(routeReadyz, named(routeReadyz), s.readyz)
 	s.app.Get(routeMetrics, named(routeMetrics), metricsHandler)
@@ -155,6 +168,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.Playground {
 		s.servePlayground()
 	}
+	jsonForUnknownMethods(s.app)
 	return s, nil
 }
 
@@ -246,6 +260,9 @@ func (s *Server) feedback(c *fiber.Ctx) error {
 	// Assigned here, before publishing, so the id the client gets back is
 	// the one on the record.
 	ev.EnsureID()
+	if err := s.keys.feedbackUser(c, s.now(), func() []string { return []string{ev.UserID} }); err != nil {
+		return err
+	}
 	if err := s.pub.Publish(c.UserContext(), ev); err != nil {
 		return s.publishError(c, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -124,6 +125,9 @@ func Load(path string, env []string) (*Config, error) {
 // Parse decodes b strictly over the defaults, applies env and validates.
 func Parse(b []byte, env []string) (*Config, error) {
 	cfg := Default()
+	if errs := unknownKeys(b, reflect.TypeOf(cfg)); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {

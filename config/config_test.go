@@ -26,7 +26,7 @@ func TestParse_ConfigYAMLIsDefault(t *testing.T) {
 
 func TestParse_Testdata(t *testing.T) {
 	wantErr := map[string][]string{
-		"unknown-key.bad.yml": {"field adress not found"},
+		"unknown-key.bad.yml": {"line 2: server.adress: unknown key", "line 4: engine.candidtes: unknown key (did you mean engine.candidates?)", "line 8: rules.business[0].actoin: unknown key (did you mean rules.business[0].action?)"},
 		"bad-values.bad.yml":  {"engine.candidates: must be in 1..10000", "engine.recent_decay", "bundles.keep: must be >= 1", "log.level"},
 		"wrong-type.bad.yml":  {"cannot unmarshal", "many"},
 		"bad-broker.bad.yml":  {"kafka.brokers[0]"},

@@ -246,7 +246,7 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 		cancel()
 		if err != nil {
 			e.m.seeds.WithLabelValues("failed").Inc()
-			e.log.Warn("feature store not seeded at load; serving default item features until it is", "bundle", g.Version(), "err", err)
+			e.log.Warn("feature store not seeded at load; serving default item features until it is", "bundle", g.Version(), "error", err)
 		}
 	}
 	g.took("features", &t0)

@@ -141,7 +141,7 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 			rt, err := e.deps.Realtime.FetchRealtime(ctx, e.now(), req.User.ID, nil, false)
 			if err != nil {
 				e.m.degraded.WithLabelValues("history").Inc()
-				e.log.Warn("user history fetch failed, recommending popular items", "err", err)
+				e.log.Warn("user history fetch failed, recommending popular items", "error", err)
 				in.degraded = append(in.degraded, "history")
 			} else {
 				in.vec = e.userVector(g, rt.History, in.exclude)
@@ -275,7 +275,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 		}
 		// Serve retrieval order with rules applied rather than fail the request.
 		e.m.degraded.WithLabelValues("ranking").Inc()
-		e.log.Warn("ranking failed, serving retrieval order", "bundle", g.Version(), "err", err)
+		e.log.Warn("ranking failed, serving retrieval order", "bundle", g.Version(), "error", err)
 		res.Degraded = append(res.Degraded, "ranking")
 		scores = make([]float32, n)
 		for i, h := range hits {
@@ -404,7 +404,7 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	degraded := err != nil
 	if degraded {
 		e.m.degraded.WithLabelValues("features").Inc()
-		e.log.Warn("feature fetch failed, using defaults", "bundle", g.Version(), "err", err)
+		e.log.Warn("feature fetch failed, using defaults", "bundle", g.Version(), "error", err)
 	}
 	xp := getFloats(n * f)
 	x := *xp
@@ -426,7 +426,7 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 		if !degraded {
 			e.m.degraded.WithLabelValues("features").Inc()
 		}
-		e.log.Warn("real-time feature fetch failed, using defaults", "bundle", g.Version(), "err", rtErr)
+		e.log.Warn("real-time feature fetch failed, using defaults", "bundle", g.Version(), "error", rtErr)
 		return x, true
 	}
 	if counters && fetchCounters && len(rt.Items) != len(miss) {

@@ -59,7 +59,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		cancel()
 		g.release()
 		if err != nil && ctx.Err() == nil {
-			e.log.Warn("feature store check failed", "err", err)
+			e.log.Warn("feature store check failed", "error", err)
 		}
 	}
 }

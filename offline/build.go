@@ -202,12 +202,12 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 
 	removed, err := bundle.Prune(o.BundlesDir, o.Keep)
 	if err != nil {
-		o.Logger.Warn("prune old bundles", "err", err)
+		o.Logger.Warn("prune old bundles", "error", err)
 	}
 	for _, v := range removed {
 		if o.Features != nil {
 			if err := o.Features.DeleteVersion(ctx, v); err != nil {
-				o.Logger.Warn("delete retired features", "version", v, "err", err)
+				o.Logger.Warn("delete retired features", "version", v, "error", err)
 			}
 		}
 		o.Logger.Info("retired bundle", "version", v)

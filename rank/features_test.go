@@ -326,18 +326,18 @@ func TestRedisConfig_Validate(t *testing.T) {
 
 func TestNewRedisClient(t *testing.T) {
 	t.Setenv(EnvRedisPassword, "s3cret")
-	c := NewRedisClient(RedisConfig{Addr: "127.0.0.1:1", DB: 3, PoolSize: 7, ReadTimeout: time.Second, Username: "svc"})
+	c, _ := NewRedisClient(RedisConfig{Addr: "127.0.0.1:1", DB: 3, PoolSize: 7, ReadTimeout: time.Second, Username: "svc"})
 	defer c.Close()
 	o := c.(*redis.Client).Options()
 	if o.Password != "s3cret" || o.DB != 3 || o.PoolSize != 7 || o.ReadTimeout != time.Second || o.Addr != "127.0.0.1:1" || o.Username != "svc" {
 		t.Fatalf("options not taken from config and env: %+v", o)
 	}
-	cc := NewRedisClient(RedisConfig{Mode: RedisCluster, Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}})
+	cc, _ := NewRedisClient(RedisConfig{Mode: RedisCluster, Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}})
 	defer cc.Close()
 	if co := cc.(*redis.ClusterClient).Options(); len(co.Addrs) != 2 || co.Password != "s3cret" {
 		t.Fatalf("cluster options: %+v", co)
 	}
-	fc := NewRedisClient(RedisConfig{Mode: RedisSentinel, Addrs: []string{"127.0.0.1:26379"}, MasterName: "main"})
+	fc, _ := NewRedisClient(RedisConfig{Mode: RedisSentinel, Addrs: []string{"127.0.0.1:26379"}, MasterName: "main"})
 	defer fc.Close()
 	if _, ok := fc.(*redis.Client); !ok {
 		t.Fatalf("sentinel mode built %T, want a failover *redis.Client", fc)

@@ -1,9 +1,15 @@
 package rank
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +45,52 @@ type RedisConfig struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	PoolSize     int           `yaml:"pool_size"`
+	// TLS encrypts the connections (Redis 6+ tls-port, managed Redis).
+	TLS RedisTLS `yaml:"tls"`
+}
+
+// RedisTLS is the client side of Redis over TLS.
+type RedisTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile holds the PEM certificates that sign the server's; empty
+	// trusts the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate for servers that
+	// require one (tls-auth-clients yes); both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the server's certificate must hold; empty
+	// takes the host of the address.
+	ServerName string `yaml:"server_name"`
+}
+
+// config builds the crypto/tls configuration, reading the files.
+func (t RedisTLS) config() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", filepath.Base(t.CAFile))
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, errors.New("tls.cert_file and tls.key_file: set both or neither")
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // Validate reports every problem, each naming its key.
@@ -89,13 +141,23 @@ func (c RedisConfig) Validate() error {
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("pool_size: must be >= 0"))
 	}
+	if _, err := c.TLS.config(); err != nil {
+		errs = append(errs, err)
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "") {
+		errs = append(errs, errors.New("tls: files or server_name set but tls.enabled is false"))
+	}
 	return errors.Join(errs...)
 }
 
 // NewRedisClient builds a client for cfg's mode with the password in
 // RECSYS_REDIS_PASSWORD: a *redis.Client, *redis.ClusterClient or a
 // failover client. It does not connect; call Store.Ping to check.
-func NewRedisClient(cfg RedisConfig) redis.UniversalClient {
+func NewRedisClient(cfg RedisConfig) (redis.UniversalClient, error) {
+	tc, err := cfg.TLS.config()
+	if err != nil {
+		return nil, fmt.Errorf("redis.%w", err)
+	}
 	addrs := cfg.Addrs
 	if len(addrs) == 0 && cfg.Addr != "" {
 		addrs = []string{cfg.Addr}
@@ -117,12 +179,27 @@ func NewRedisClient(cfg RedisConfig) redis.UniversalClient {
 		// on the wire, and a slow Redis holds a request for read_timeout
 		// instead of rank.fetch_timeout.
 		ContextTimeoutEnabled: true,
+		TLSConfig:             tc,
 	}
 	switch cfg.Mode {
 	case RedisCluster:
-		return redis.NewClusterClient(opt.Cluster())
+		return redis.NewClusterClient(opt.Cluster()), nil
 	case RedisSentinel:
-		return redis.NewFailoverClient(opt.Failover())
+		return redis.NewFailoverClient(opt.Failover()), nil
 	}
-	return redis.NewClient(opt.Simple())
+	return redis.NewClient(opt.Simple()), nil
+}
+
+// RouteRedisLogs sends go-redis's own log lines (reconnects, pool and
+// cluster notices), which it otherwise prints as plain text on stderr,
+// to log as warnings, so a JSON log stays JSON. It is process-wide, as
+// go-redis's logger is.
+func RouteRedisLogs(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

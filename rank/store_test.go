@@ -29,7 +29,10 @@ func embeddedRedis(t testing.TB) redis.UniversalClient {
 		t.Fatalf("start embedded redis: %v", err)
 	}
 	t.Cleanup(s.Close)
-	c := NewRedisClient(RedisConfig{Addr: s.Addr()})
+	c, err := NewRedisClient(RedisConfig{Addr: s.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -45,7 +48,10 @@ func realRedis(t testing.TB) redis.UniversalClient {
 		t.Fatalf("exec redis-server: %v", err)
 	}
 	t.Cleanup(p.Close)
-	c := NewRedisClient(RedisConfig{Addr: p.Addr()})
+	c, err := NewRedisClient(RedisConfig{Addr: p.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -65,9 +71,12 @@ func clusterRedis(t *testing.T) clientFactory {
 	}
 	t.Cleanup(cl.Close)
 	return func(t testing.TB) redis.UniversalClient {
-		c := NewRedisClient(RedisConfig{Mode: RedisCluster, Addrs: cl.Addrs()})
+		c, err := NewRedisClient(RedisConfig{Mode: RedisCluster, Addrs: cl.Addrs()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { c.Close() })
-		err := c.(*redis.ClusterClient).ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		err = c.(*redis.ClusterClient).ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
 			return m.FlushAll(ctx).Err()
 		})
 		if err != nil {

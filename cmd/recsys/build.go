@@ -36,7 +36,10 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts.Progress, opts.Logger = stdout, log
 	if cfg.Redis.Addr != "" {
 		// A real store: write features now, so servers find them at load.
-		client := rank.NewRedisClient(cfg.Redis)
+		client, err := rank.NewRedisClient(cfg.Redis)
+		if err != nil {
+			return err
+		}
 		defer client.Close()
 		store, err := rank.NewStore(client, cfg.Rank.Config, nil)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/recsys-dev/recsys/api"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/rules"
 )
@@ -21,6 +22,17 @@ func runCheckConfig(_ context.Context, args []string, stdout, _ io.Writer) error
 	set, err := rules.Compile(cfg.Rules)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
+	}
+	keys, err := api.LoadKeys(cfg.Server.Auth, os.Getenv)
+	if err != nil {
+		return fmt.Errorf("%s: server.%w", *path, err)
+	}
+	warning, err := api.CheckExposure(cfg.Server, keys)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	if warning != "" {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, warning)
 	}
 	from := *path
 	if cfg.Rules.File != "" {

@@ -31,6 +31,7 @@ var commands = []command{
 	{"rollback", "point CURRENT at an older bundle, verified first (rollback --list shows them)", runRollback},
 	{"runs", "list the training run history (train rank records every run)", runRuns},
 	{"simulate", "drive a running server with the synthetic world's users (clicks from the hidden model)", runSimulate},
+	{"version", "print the version, VCS revision and Go version (also --version)", runVersion},
 }
 
 func main() {
@@ -46,6 +47,9 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(ctx, nil, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {

@@ -47,8 +47,10 @@ func TestCheckConfig(t *testing.T) {
 			[]string{`"kids"`, "line 1, column 14", "usr"}},
 		{"two bad rules", "rules:\n  filters:\n    - {name: a, expr: 'item.nope'}\n  business:\n    - {name: b, when: 'item.price >', action: boost, amount: 1}\n",
 			[]string{`"a"`, `"b"`}},
-		{"unknown key", "engine:\n  candidate: 5\n", []string{"field candidate not found"}},
+		{"unknown key", "engine:\n  candidate: 5\n", []string{"line 2: engine.candidate: unknown key (did you mean engine.candidates?)"}},
 		{"good rules file", "rules:\n  file: RULES\n", nil},
+		{"public admin without an admin key", "server:\n  admin_addr: 0.0.0.0:8081\n", []string{"server.admin_addr: 0.0.0.0:8081 is not a loopback address"}},
+		{"public admin with an admin key", "server:\n  admin_addr: 0.0.0.0:8081\n  auth:\n    keys:\n      - {name: ops, sha256: " + strings.Repeat("ab", 32) + ", scopes: [admin]}\n", nil},
 		{"bad rules file", "rules:\n  file: BAD\n", []string{"bad.yaml", "business[0].max: must be > 0"}},
 		{"missing rules file", "rules:\n  file: /nonexistent/rules.yaml\n", []string{"rules.file", "no such file"}},
 	}

@@ -41,6 +41,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := cfg.Log.Logger(stderr)
+	rank.RouteRedisLogs(log)
 	s, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -72,6 +73,8 @@ type Server struct {
 	PprofAddr string
 	// rules watches rules.file (nil without one).
 	rules *rulesWatch
+	// keys are the API keys (none: the API is open).
+	keys *api.Keys
 
 	admin    *api.Admin
 	adminLn  net.Listener
@@ -92,7 +95,18 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 			s.Close()
 		}
 	}()
-	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoGauge())
+	log.Info("starting", "version", readBuildInfo().String(), "config_addr", cfg.Server.Addr)
+	if s.keys, err = api.LoadKeys(cfg.Server.Auth, os.Getenv); err != nil {
+		return nil, err
+	}
+	warning, err := api.CheckExposure(cfg.Server, s.keys)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		log.Warn(warning)
+	}
 	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
 		return nil, err
 	}
@@ -137,7 +151,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 		log.Info("redis.addr is empty: started the in-process Redis-protocol server", "addr", rcfg.Addr)
 	}
 	s.RedisAddr = rcfg.Addr
-	client := rank.NewRedisClient(rcfg)
+	client, err := rank.NewRedisClient(rcfg)
+	if err != nil {
+		return nil, err
+	}
 	s.closers = append(s.closers, func() { client.Close() })
 	store, err := rank.NewStore(client, cfg.Rank.Config, s.Registry)
 	if err != nil {
@@ -198,7 +215,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 
 	s.API, err = api.New(cfg.Server, api.Deps{
 		Engine: s.Engine, Feedback: s.sink, Logger: log,
-		Registerer: s.Registry, Gatherer: s.Registry,
+		Registerer: s.Registry, Gatherer: s.Registry, Keys: s.keys,
 		Checks: []api.Check{
 			{Name: "bundle", Fn: s.Engine.Ready},
 			{Name: "features", Fn: s.Engine.FeaturesReady, Degrades: true},
@@ -235,6 +252,10 @@ func (s *Server) openAdmin() error {
 		},
 		Live:   s.Engine.Current,
 		Logger: s.log,
+		Keys:   s.keys,
+		// The admin listener's own bounds: slow headers and bodies are cut
+		// like the public listener's, idle connections closed.
+		ReadTimeout: s.cfg.Server.ReadTimeout, WriteTimeout: s.cfg.Server.WriteTimeout, IdleTimeout: s.cfg.Server.IdleTimeout,
 	})
 	if err != nil {
 		return err
@@ -311,7 +332,7 @@ func (s *Server) openSink(ctx context.Context) error {
 		}
 		// Accepting into the spool is the point of having one: start, and
 		// let the drainer create the topics when Kafka is back.
-		s.log.Warn("kafka unreachable at start: accepting feedback into the spool", "err", err)
+		s.log.Warn("kafka unreachable at start: accepting feedback into the spool", "error", err)
 	}
 	s.goBackground(s.sink.Run)
 	return nil
@@ -332,7 +353,7 @@ func (s *Server) goBackground(fn func(ctx context.Context) error) {
 	go func() {
 		defer close(done)
 		if err := fn(ctx); err != nil {
-			s.log.Error("background task stopped", "err", err)
+			s.log.Error("background task stopped", "error", err)
 		}
 	}()
 	s.closers = append(s.closers, func() { cancel(); <-done })
@@ -384,9 +405,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.log.Info("shutting down: draining in-flight requests", "grace", "10s")
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return s.API.Shutdown(sctx)
+			err := s.API.Shutdown(sctx)
+			s.log.Info("stopped", "bundle", s.Engine.Current())
+			return err
 		case err := <-errc:
 			return err
 		case <-hup:
@@ -399,7 +423,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) logReload(ctx context.Context, why string) {
 	if err := s.reload(ctx); err != nil {
-		s.log.Error("bundle refused, the live bundle keeps serving", "trigger", why, "live", s.Engine.Current(), "err", err)
+		s.log.Error("bundle refused, the live bundle keeps serving", "trigger", why, "live", s.Engine.Current(), "error", err)
 	}
 }
 

@@ -298,7 +298,7 @@ func (c *Updater) Run(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			c.logger.Warn("counters: fetch", "topic", topic, "partition", p, "err", err)
+			c.logger.Warn("counters: fetch", "topic", topic, "partition", p, "error", err)
 		})
 		recs := fetches.Records()
 		err := c.apply(ctx, recs)
@@ -326,7 +326,7 @@ func (c *Updater) Run(ctx context.Context) error {
 				c.chunk.Store(max(c.chunk.Load()/2, minChunk))
 			}
 			c.retries.Inc()
-			c.logger.Warn("counters: batch not applied, re-reading from the committed offsets", "err", err,
+			c.logger.Warn("counters: batch not applied, re-reading from the committed offsets", "error", err,
 				"records", len(recs), "chunk", c.chunk.Load(), "retry_in", pause)
 			c.rewind(cl, recs)
 			cl.AllowRebalance()
@@ -351,7 +351,7 @@ func (c *Updater) Run(ctx context.Context) error {
 // isolate applies recs one at a time after the batch failed with cause
 // while Redis answered, dead-lettering each record that fails on its own.
 func (c *Updater) isolate(ctx context.Context, recs []*kgo.Record, cause error) error {
-	c.logger.Warn("counters: a batch failed while Redis answers; applying its records one by one", "records", len(recs), "err", cause)
+	c.logger.Warn("counters: a batch failed while Redis answers; applying its records one by one", "records", len(recs), "error", cause)
 	for _, r := range recs {
 		err := c.apply(ctx, []*kgo.Record{r})
 		if err == nil {

@@ -24,6 +24,12 @@ func (k kgoLogger) Level() kgo.LogLevel {
 }
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	// franz-go names its error "err"; the project's lines say "error".
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		if keyvals[i] == "err" {
+			keyvals[i] = "error"
+		}
+	}
 	k.l.Log(context.Background(), slogLevel(int(level)), msg, keyvals...)
 }
 

@@ -166,7 +166,7 @@ func (p *Producer) publishAsync(ev feedback.Event, fallback func(*kgo.Record)) {
 	rec, err := p.record(&ev)
 	if err != nil {
 		p.m.events.WithLabelValues(typeLabel(ev.Type), "invalid").Inc()
-		p.logger.Warn("feedback event refused", "type", typeLabel(ev.Type), "err", err)
+		p.logger.Warn("feedback event refused", "type", typeLabel(ev.Type), "error", err)
 		return
 	}
 	// TryRLock fails only while Close holds or waits for the lock; waiting
@@ -213,7 +213,7 @@ func (p *Producer) publishAsync(ev feedback.Event, fallback func(*kgo.Record)) {
 			p.logger.Warn("feedback event dropped: producer buffer full", "type", typ)
 		default:
 			p.m.events.WithLabelValues(typ, "error").Inc()
-			p.logger.Warn("feedback event not delivered", "type", typ, "err", err)
+			p.logger.Warn("feedback event not delivered", "type", typ, "error", err)
 		}
 	})
 }

@@ -221,7 +221,7 @@ func (s *Sink) spoolRecord(rec *kgo.Record) {
 	}
 	if err := s.toSpool([]*kgo.Record{rec}); err != nil {
 		s.p.m.events.WithLabelValues(typ, "dropped").Inc()
-		s.logger.Warn("feedback event dropped: the spool refused it", "type", typ, "err", err)
+		s.logger.Warn("feedback event dropped: the spool refused it", "type", typ, "error", err)
 		return
 	}
 	s.p.m.events.WithLabelValues(typ, "spooled").Inc()
@@ -283,7 +283,7 @@ func (s *Sink) accept(ctx context.Context, recs []*kgo.Record) (Outcome, error) 
 	// when the broker answers; consumers drop the duplicate by event id.
 	if !s.spooling.Load() {
 		s.logger.Warn("kafka did not acknowledge within kafka.spool_after, spooling feedback events to disk",
-			"spool_after", s.p.cfg.SpoolAfter, "err", err)
+			"spool_after", s.p.cfg.SpoolAfter, "error", err)
 	}
 	s.switchMu.RLock()
 	defer s.switchMu.RUnlock()
@@ -343,7 +343,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			s.logger.Warn("feedback spool: kafka still unreachable", "pending", s.spool.Len(), "retry_in", backoff, "err", err)
+			s.logger.Warn("feedback spool: kafka still unreachable", "pending", s.spool.Len(), "retry_in", backoff, "error", err)
 			if !sleep(ctx, backoff) {
 				return nil
 			}

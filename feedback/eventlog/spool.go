@@ -353,7 +353,7 @@ func (s *Spool) scan(seg *segment, tolerant bool) error {
 		if err != nil {
 			if tolerant {
 				s.logger.Warn("feedback spool: cutting a torn tail (crash during a write that was never acknowledged)",
-					"segment", filepath.Base(path), "offset", seg.size, "err", err)
+					"segment", filepath.Base(path), "offset", seg.size, "error", err)
 				return nil
 			}
 			return fmt.Errorf("segment %s at offset %d: %w", filepath.Base(path), seg.size, err)
@@ -509,12 +509,12 @@ func (s *Spool) fail(w *writer, err error) {
 		w.failed = true
 		s.failed = append(s.failed, w)
 		s.logger.Error("feedback spool: fsync failed; the entries written to that segment are not acknowledged",
-			"first", w.first, "end", w.end, "err", err)
+			"first", w.first, "end", w.end, "error", err)
 		// The marker tells recovery that this segment may end short or
 		// torn after a crash, and that whatever it lost was never
 		// acknowledged. (I/O under mu, but only on this failure path.)
 		if merr := atomicfile.WriteBytes(s.marker(w.first), nil); merr != nil {
-			s.logger.Error("feedback spool: cannot mark the failed segment; recovery will refuse it if it is torn", "err", merr)
+			s.logger.Error("feedback spool: cannot mark the failed segment; recovery will refuse it if it is torn", "error", merr)
 		}
 	}
 }
@@ -638,7 +638,7 @@ func (s *Spool) Commit() error {
 func (s *Spool) dropDrained() {
 	for len(s.segs) > 1 && s.segs[0].base+s.segs[0].count <= s.head {
 		if err := os.Remove(s.segs[0].path(s.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.logger.Warn("feedback spool: delete drained segment", "err", err)
+			s.logger.Warn("feedback spool: delete drained segment", "error", err)
 			return
 		}
 		_ = os.Remove(s.marker(s.segs[0].base))

@@ -1,0 +1,154 @@
+package rank
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/redisd"
+)
+
+// testCA writes a CA and a server certificate for 127.0.0.1 signed by it,
+// returning the CA file and the server's certificate and key files.
+func testCA(t *testing.T) (ca, cert, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "recsys test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "redis"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
+	return write("ca.pem", "CERTIFICATE", caDER), write("redis.pem", "CERTIFICATE", srvDER), write("redis-key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+func freeTestPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// tlsRedis starts a real redis-server that serves TLS with a test CA and
+// has an ACL user, and hands out clients that reach it only through TLS
+// as that user (the password from the environment, as in production).
+func tlsRedis(t *testing.T) clientFactory {
+	ca, cert, key := testCA(t)
+	tlsPort := freeTestPort(t)
+	const user, password = "recsys", "a-long-acl-password-0123456789"
+	t.Setenv(EnvRedisPassword, password)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	p, err := redisd.ExecOn(ctx, freeTestPort(t),
+		"--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", cert, "--tls-key-file", key,
+		"--tls-ca-cert-file", ca, "--tls-auth-clients", "no",
+		"--user", user, "on", ">"+password, "~*", "&*", "+@all")
+	if errors.Is(err, redisd.ErrNoRedisServer) {
+		t.Skip("skipping the TLS run: redis-server not installed (apt-get install redis-server)")
+	}
+	if err != nil {
+		t.Fatalf("exec redis-server with TLS: %v", err)
+	}
+	t.Cleanup(p.Close)
+	cfg := RedisConfig{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)), Username: user,
+		TLS: RedisTLS{Enabled: true, CAFile: ca}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return func(t testing.TB) redis.UniversalClient {
+		c, err := NewRedisClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if who, err := c.Do(context.Background(), "ACL", "WHOAMI").Text(); err != nil || who != user {
+			t.Fatalf("ACL WHOAMI = %q, %v; want %s", who, err, user)
+		}
+		if err := c.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// TestStore_RedisTLS runs the feature store's contract over TLS as an ACL
+// user, after checking that the TLS port refuses a client that does not
+// trust the CA and one with a wrong password.
+func TestStore_RedisTLS(t *testing.T) {
+	factory := tlsRedis(t)
+	probe := factory(t) // starts it, checks WHOAMI
+	addr := probe.(*redis.Client).Options().Addr
+	ctx := context.Background()
+
+	untrusting, err := NewRedisClient(RedisConfig{Addr: addr, Username: "recsys", TLS: RedisTLS{Enabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer untrusting.Close()
+	if err := untrusting.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a client without the CA: %v, want a certificate error", err)
+	}
+	t.Setenv(EnvRedisPassword, "wrong")
+	ca := probe.(*redis.Client).Options().TLSConfig
+	wrong := redis.NewClient(&redis.Options{Addr: addr, Username: "recsys", Password: "wrong", TLSConfig: ca})
+	defer wrong.Close()
+	if err := wrong.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("a wrong password: %v, want WRONGPASS", err)
+	}
+	t.Setenv(EnvRedisPassword, "a-long-acl-password-0123456789")
+	testStoreContract(t, factory)
+}
+
+func TestRedisTLS_Validate(t *testing.T) {
+	for _, tt := range []struct {
+		tls  RedisTLS
+		want string
+	}{
+		{RedisTLS{Enabled: true, CAFile: "/nonexistent/ca.pem"}, "tls.ca_file"},
+		{RedisTLS{Enabled: true, CertFile: "c.pem"}, "set both or neither"},
+		{RedisTLS{CAFile: "ca.pem"}, "tls.enabled is false"},
+	} {
+		err := RedisConfig{Addr: "h:1", TLS: tt.tls}.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want %q", tt.tls, err, tt.want)
+		}
+	}
+}
