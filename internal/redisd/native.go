@@ -45,7 +45,6 @@ func (s *Server) Native(src string, fn NativeScript) {
 	if s.natives == nil {
 		s.natives = map[string]NativeScript{}
 		s.srcs = map[string]string{}
-		s.mr.Server().SetPreHook(s.hook)
 	}
 	sha := hex.EncodeToString(sum[:])
 	s.natives[sha] = fn
@@ -55,6 +54,7 @@ func (s *Server) Native(src string, fn NativeScript) {
 // hook answers EVALSHA and EVAL of a native script; anything else goes on
 // to miniredis.
 func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
+	s.exp.observe(cmd, args, time.Now())
 	if cmd != "EVALSHA" && cmd != "EVAL" || len(args) < 2 {
 		return false
 	}
@@ -78,7 +78,7 @@ func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
 	// One native script at a time: they are the only writers of their
 	// keys, so excluding each other makes each one atomic.
 	s.run.Lock()
-	v, err := fn(kv{db: s.mr.DB(0)}, keys, rest)
+	v, err := fn(kv{db: s.mr.DB(0), exp: &s.exp}, keys, rest)
 	s.run.Unlock()
 	if err != nil {
 		c.WriteError("ERR " + err.Error())
@@ -95,8 +95,11 @@ func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
 	return true
 }
 
-// kv is KV over miniredis's database 0.
-type kv struct{ db *miniredis.RedisDB }
+// kv is KV over miniredis's database 0; exp notes the TTLs it sets.
+type kv struct {
+	db  *miniredis.RedisDB
+	exp *expiry
+}
 
 func (k kv) Get(key string) (string, bool, error) {
 	v, err := k.db.Get(key)
@@ -115,6 +118,9 @@ func (k kv) Set(key, value string, ttl time.Duration) error {
 	}
 	if ttl > 0 {
 		k.db.SetTTL(key, ttl)
+		k.exp.set(key, time.Now().Add(ttl))
+	} else {
+		k.exp.forget(key)
 	}
 	return nil
 }
@@ -140,14 +146,14 @@ func (k kv) SetList(key string, values []string, ttl time.Duration) error {
 	}
 	if ttl > 0 {
 		k.db.SetTTL(key, ttl)
+		k.exp.set(key, time.Now().Add(ttl))
 	}
 	return nil
 }
 
-// ticker advances miniredis's clock with the real one: it keeps TTLs as
-// durations and expires keys only when told time has passed.
+// tick deletes the keys whose TTL has run out, once a second (see
+// expiry).
 func (s *Server) tick(stop <-chan struct{}) {
-	last := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -155,8 +161,13 @@ func (s *Server) tick(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			s.mr.FastForward(now.Sub(last))
-			last = now
+			db := s.mr.DB(0)
+			for _, key := range s.exp.due(now) {
+				// A key overwritten without a TTL since has none now.
+				if db.TTL(key) > 0 {
+					db.Del(key)
+				}
+			}
 		}
 	}
 }

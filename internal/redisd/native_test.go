@@ -2,6 +2,7 @@ package redisd
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,82 @@ func TestServer_TTLsExpire(t *testing.T) {
 			t.Fatal("a key with a 500ms TTL still exists after 10s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestExpiry_Deadlines: due returns a key once its latest deadline has
+// passed, waits for a refreshed one, honours a shortened one, and forgets
+// a key whose TTL was removed.
+func TestExpiry_Deadlines(t *testing.T) {
+	var e expiry
+	t0 := time.Unix(1000, 0)
+	e.set("a", t0.Add(time.Second))
+	e.set("b", t0.Add(2*time.Second))
+	e.set("b", t0.Add(5*time.Second)) // refreshed
+	e.set("c", t0.Add(9*time.Second))
+	e.set("c", t0.Add(3*time.Second)) // shortened
+	e.set("d", t0.Add(time.Second))
+	e.forget("d")
+	check := func(at time.Duration, want ...string) {
+		t.Helper()
+		got := e.due(t0.Add(at))
+		if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("due at +%v = %v, want %v", at, got, want)
+		}
+	}
+	check(0)
+	check(time.Second, "a")
+	check(2 * time.Second)
+	check(3*time.Second, "c")
+	check(5*time.Second, "b")
+	check(9 * time.Second) // c's first, longer deadline: stale, dropped
+	if len(e.h) != 0 || len(e.at) != 0 {
+		t.Fatalf("left %d heap entries, %d deadlines", len(e.h), len(e.at))
+	}
+	// A thousand refreshes of one key keep one heap entry.
+	for i := range 1000 {
+		e.set("hot", t0.Add(time.Duration(i+10)*time.Second))
+	}
+	if len(e.h) != 1 {
+		t.Fatalf("%d heap entries for one refreshed key", len(e.h))
+	}
+}
+
+// TestServer_TTLKinds: TTLs from commands and from native scripts expire;
+// a key overwritten without a TTL, or refreshed, does not go early.
+func TestServer_TTLKinds(t *testing.T) {
+	s, err := Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const src = "return redis.call('SET', KEYS[1], ARGV[1], 'PX', 300)"
+	s.Native(src, func(kv KV, keys, args []string) (any, error) {
+		return int64(0), kv.Set(keys[0], args[0], 300*time.Millisecond)
+	})
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Set(ctx, "px", "v", 300*time.Millisecond).Err())
+	must(c.Eval(ctx, src, []string{"native"}, "v").Err())
+	must(c.Set(ctx, "persisted", "v", 300*time.Millisecond).Err())
+	must(c.Set(ctx, "persisted", "v2", 0).Err())
+	must(c.Set(ctx, "refreshed", "v", 300*time.Millisecond).Err())
+	must(c.PExpire(ctx, "refreshed", time.Hour).Err())
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Exists(ctx, "px", "native").Val() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("keys with a 300ms TTL still exist after 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c.Exists(ctx, "persisted", "refreshed").Val() != 2 {
+		t.Fatal("a key overwritten without a TTL, or refreshed to an hour, expired")
 	}
 }

@@ -20,6 +20,7 @@ type Server struct {
 	natives map[string]NativeScript
 	srcs    map[string]string // script source -> sha
 	run     sync.Mutex        // one native script at a time
+	exp     expiry            // the keys with a TTL, by deadline
 	stop    chan struct{}
 	once    sync.Once
 }
@@ -44,6 +45,9 @@ func Start(addr string) (*Server, error) {
 		return nil, fmt.Errorf("start redis server %q: %w", addr, err)
 	}
 	s := &Server{mr: mr, addr: mr.Addr(), stop: make(chan struct{})}
+	// Every command passes the hook: it notes TTLs (see expiry) and runs
+	// native scripts.
+	mr.Server().SetPreHook(s.hook)
 	go s.tick(s.stop)
 	return s, nil
 }
