@@ -39,6 +39,9 @@ type BuildOptions struct {
 	Lexical    index.LexicalConfig
 	Rank       rank.Config
 	Ranker     string // a promoted ranking model (build.ranker); used when the file exists
+	// Hold publishes the bundle without making it CURRENT: the caller
+	// checks it first (recsys nightly's smoke queries) and sets CURRENT.
+	Hold bool
 	// Rules, when set, is the rule set as a rules file holds it (YAML):
 	// validated and compiled against the build (a bad one fails it) and
 	// stored in the bundle.
@@ -192,7 +195,7 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	}
 
 	p.step("publish bundle %s", stage.Version)
-	dir, err := stage.Publish(m, true)
+	dir, err := stage.Publish(m, !o.Hold)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}

@@ -31,6 +31,7 @@ var commands = []command{
 	{"rollback", "point CURRENT at an older bundle, verified first (rollback --list shows them)", runRollback},
 	{"runs", "list the training run history (train rank records every run)", runRuns},
 	{"simulate", "drive a running server with the synthetic world's users (clicks from the hidden model)", runSimulate},
+	{"nightly", "the nightly pipeline: lock, validate the catalog, train rank behind its gate, build, smoke-test, publish", runNightly},
 	{"version", "print the version, VCS revision and Go version (also --version)", runVersion},
 }
 
@@ -38,8 +39,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	var ee *exitError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ee):
+		fmt.Fprintln(os.Stderr, "recsys:", err)
+		os.Exit(ee.code)
 	default:
 		fmt.Fprintln(os.Stderr, "recsys:", err)
 		os.Exit(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,6 +48,14 @@ func runRuns(_ context.Context, args []string, stdout, _ io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tDATA (impressions)\tTRAIN q/rows\tTEST q/rows\tTREES\tPOSITION BIAS\tTEST NDCG@10 new/current\tDECISION\tREASON")
 	for _, r := range recs {
+		if r.Kind == KindNightly {
+			var steps []string
+			for _, s := range r.Steps {
+				steps = append(steps, s.Name+":"+s.Status)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t%s\t%s\n", r.ID, r.Kind, strings.Join(steps, " "), r.Decision, r.Reason)
+			continue
+		}
 		span := "-"
 		if !r.Data.Oldest.IsZero() {
 			span = fmt.Sprintf("%s..%s", r.Data.Oldest.Format(time.DateTime), r.Data.Newest.Format(time.DateTime))

@@ -80,7 +80,7 @@ func BenchmarkUpdater_Apply(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for start := 0; start < b.N; start += batch {
-		if err := c.apply(ctx, recs[start:min(start+batch, b.N)]); err != nil {
+		if _, err := c.apply(ctx, recs[start:min(start+batch, b.N)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -115,7 +115,7 @@ func TestUpdater_KeysBoundedByCatalog(t *testing.T) {
 	const step = 50_000
 	for from := 0; from < n; from += step {
 		recs := recordsFrom(from, min(step, n-from), users, func(int, int) string { return fmt.Sprintf("i%d", rng.IntN(10_000_000)) })
-		if err := c.apply(ctx, recs); err != nil {
+		if _, err := c.apply(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -301,12 +301,14 @@ func (c *Updater) Run(ctx context.Context) error {
 			c.logger.Warn("counters: fetch", "topic", topic, "partition", p, "error", err)
 		})
 		recs := fetches.Records()
-		err := c.apply(ctx, recs)
+		done, err := c.apply(ctx, recs)
 		if err != nil && ctx.Err() == nil && refused(err) {
 			// Redis refused a command: a record is poison. Apply them one
 			// by one and dead-letter the ones that fail, rather than retry
 			// the batch forever.
-			err = c.isolate(ctx, recs, err)
+			if err = c.isolate(ctx, recs[done:], err); err == nil {
+				done = len(recs)
+			}
 		}
 		if err == nil {
 			// A batch Redis holds is committed even when shutdown began
@@ -314,6 +316,15 @@ func (c *Updater) Run(ctx context.Context) error {
 			// only duplicates.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 			err = cl.CommitRecords(cctx, recs...)
+			cancel()
+		}
+		if err != nil && done > 0 && done < len(recs) {
+			// The chunks before the failure are in Redis: commit them, so
+			// the retry re-reads only the rest.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+			if cerr := cl.CommitRecords(cctx, recs[:done]...); cerr == nil {
+				recs = recs[done:]
+			}
 			cancel()
 		}
 		if err != nil {
@@ -353,7 +364,7 @@ func (c *Updater) Run(ctx context.Context) error {
 func (c *Updater) isolate(ctx context.Context, recs []*kgo.Record, cause error) error {
 	c.logger.Warn("counters: a batch failed while Redis answers; applying its records one by one", "records", len(recs), "error", cause)
 	for _, r := range recs {
-		err := c.apply(ctx, []*kgo.Record{r})
+		_, err := c.apply(ctx, []*kgo.Record{r})
 		if err == nil {
 			continue
 		}
@@ -411,18 +422,20 @@ const (
 	retryMax  = 30 * time.Second
 )
 
-// apply counts every valid event of recs, chunk by chunk.
-func (c *Updater) apply(ctx context.Context, recs []*kgo.Record) error {
+// apply counts every valid event of recs, chunk by chunk, and says how
+// many leading records are applied: on an error, the chunks before the
+// failing one are done, and re-reading them would count them again.
+func (c *Updater) apply(ctx context.Context, recs []*kgo.Record) (int, error) {
 	n := int(c.chunk.Load())
 	if n <= 0 {
 		n = maxChunk
 	}
 	for start := 0; start < len(recs); start += n {
 		if err := c.applyChunk(ctx, recs[start:min(start+n, len(recs))]); err != nil {
-			return err
+			return start, err
 		}
 	}
-	return nil
+	return len(recs), nil
 }
 
 // refused reports whether err is Redis answering a command with an error

@@ -305,7 +305,7 @@ func TestUpdater_RealtimeState(t *testing.T) {
 				}
 				recs = append(recs, &kgo.Record{Value: b, Offset: int64(len(recs))})
 			}
-			if err := c.apply(ctx, recs); err != nil {
+			if _, err := c.apply(ctx, recs); err != nil {
 				t.Fatal(err)
 			}
 			stats := func(item string) realtime.Stats {
@@ -375,12 +375,12 @@ func TestUpdater_ExactlyOnce(t *testing.T) {
 				return st.Clicks
 			}
 			batch := []*kgo.Record{click(t, "e1", "u1", "i1", 10), click(t, "e2", "u1", "i1", 11)}
-			if err := c.apply(ctx, batch); err != nil {
+			if _, err := c.apply(ctx, batch); err != nil {
 				t.Fatal(err)
 			}
 			// The same records read again (a batch re-read after a crash
 			// before the commit): nothing changes.
-			if err := c.apply(ctx, batch); err != nil {
+			if _, err := c.apply(ctx, batch); err != nil {
 				t.Fatal(err)
 			}
 			// A crash after e3's mark was set but before its keys were
@@ -390,12 +390,12 @@ func TestUpdater_ExactlyOnce(t *testing.T) {
 			}
 			e3 := []*kgo.Record{click(t, "e3", "u1", "i1", 12)}
 			for range 2 {
-				if err := c.apply(ctx, e3); err != nil {
+				if _, err := c.apply(ctx, e3); err != nil {
 					t.Fatal(err)
 				}
 			}
 			// A duplicate record of e1 (a client's retry) at a new offset.
-			if err := c.apply(ctx, []*kgo.Record{click(t, "e1", "u1", "i1", 13)}); err != nil {
+			if _, err := c.apply(ctx, []*kgo.Record{click(t, "e1", "u1", "i1", 13)}); err != nil {
 				t.Fatal(err)
 			}
 			if got := clicks(); math.Abs(got-3) > 1e-9 {
@@ -428,7 +428,7 @@ func TestUpdater_UnknownItemsAndPoison(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.apply(ctx, []*kgo.Record{click(t, "a", "u", "known", 1), click(t, "b", "u", "random-123", 2)}); err != nil {
+			if _, err := c.apply(ctx, []*kgo.Record{click(t, "a", "u", "known", 1), click(t, "b", "u", "random-123", 2)}); err != nil {
 				t.Fatal(err)
 			}
 			if len(dead) != 1 || !strings.HasPrefix(dead[0].Reason, ReasonUnknownItem) {
@@ -444,7 +444,7 @@ func TestUpdater_UnknownItemsAndPoison(t *testing.T) {
 			}
 			dead = nil
 			batch := []*kgo.Record{click(t, "c", "u", "listy", 3), click(t, "d", "u", "known", 4)}
-			err = c.apply(ctx, batch)
+			_, err = c.apply(ctx, batch)
 			if err == nil {
 				t.Fatal("a batch with a poison record applied cleanly")
 			}

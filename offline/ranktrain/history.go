@@ -40,6 +40,17 @@ type Record struct {
 	// Judgments describes the graded judgments a run trained on instead
 	// of logged impressions (train rank --judgments).
 	Judgments *Judgments `json:"judgments,omitempty"`
+	// Steps are a pipeline run's steps in order (recsys nightly).
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Step is one step of a pipeline run: ok, refused (a gate said no) or
+// failed, with what it did or why not.
+type Step struct {
+	Name    string  `json:"name"`
+	Status  string  `json:"status"`
+	Detail  string  `json:"detail"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Judgments is where a judgment-trained run's labels came from and how
