@@ -193,6 +193,13 @@ func (c *Config) Validate() error {
 	}
 	if len(kafkaCfg.Brokers) == 0 {
 		kafkaCfg.Brokers = []string{"127.0.0.1:9092"}
+		// The embedded broker speaks plaintext on loopback only.
+		if kafkaCfg.TLS.Enabled || kafkaCfg.SASL.Mechanism != "" {
+			add("kafka", errors.New("tls, sasl: for a real cluster (kafka.brokers); the embedded broker speaks plaintext on 127.0.0.1"))
+		}
+	}
+	if redisCfg.Addr == "" && (redisCfg.Mode == "" || redisCfg.Mode == rank.RedisSingle) && (redisCfg.TLS.Enabled || redisCfg.Username != "") {
+		add("redis", errors.New("tls, username: for a real server (redis.addr); the embedded one speaks plaintext on 127.0.0.1"))
 	}
 	add("redis", redisCfg.Validate())
 	add("kafka", kafkaCfg.Validate())

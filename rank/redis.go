@@ -2,17 +2,16 @@ package rank
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/tlsfiles"
 )
 
 // EnvRedisPassword names the environment variable holding the Redis
@@ -50,48 +49,7 @@ type RedisConfig struct {
 }
 
 // RedisTLS is the client side of Redis over TLS.
-type RedisTLS struct {
-	Enabled bool `yaml:"enabled"`
-	// CAFile holds the PEM certificates that sign the server's; empty
-	// trusts the system's roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a client certificate for servers that
-	// require one (tls-auth-clients yes); both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName is the name the server's certificate must hold; empty
-	// takes the host of the address.
-	ServerName string `yaml:"server_name"`
-}
-
-// config builds the crypto/tls configuration, reading the files.
-func (t RedisTLS) config() (*tls.Config, error) {
-	if !t.Enabled {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", filepath.Base(t.CAFile))
-		}
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, errors.New("tls.cert_file and tls.key_file: set both or neither")
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
+type RedisTLS = tlsfiles.Config
 
 // Validate reports every problem, each naming its key.
 func (c RedisConfig) Validate() error {
@@ -141,11 +99,8 @@ func (c RedisConfig) Validate() error {
 	if c.PoolSize < 0 {
 		errs = append(errs, errors.New("pool_size: must be >= 0"))
 	}
-	if _, err := c.TLS.config(); err != nil {
+	if _, err := c.TLS.TLS(); err != nil {
 		errs = append(errs, err)
-	}
-	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "") {
-		errs = append(errs, errors.New("tls: files or server_name set but tls.enabled is false"))
 	}
 	return errors.Join(errs...)
 }
@@ -154,7 +109,7 @@ func (c RedisConfig) Validate() error {
 // RECSYS_REDIS_PASSWORD: a *redis.Client, *redis.ClusterClient or a
 // failover client. It does not connect; call Store.Ping to check.
 func NewRedisClient(cfg RedisConfig) (redis.UniversalClient, error) {
-	tc, err := cfg.TLS.config()
+	tc, err := cfg.TLS.TLS()
 	if err != nil {
 		return nil, fmt.Errorf("redis.%w", err)
 	}

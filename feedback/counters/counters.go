@@ -274,8 +274,7 @@ const commitTimeout = 5 * time.Second
 // Run consumes until ctx ends. Transient Kafka and Redis errors are logged
 // and retried; the uncommitted batch is then re-read.
 func (c *Updater) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.cfg.Brokers...),
+	opts, err := c.cfg.ClientOpts(
 		kgo.ClientID(c.cfg.ClientID+"-counters"),
 		kgo.ConsumerGroup(c.ccfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
@@ -286,6 +285,10 @@ func (c *Updater) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.WithLogger(eventlog.KafkaLogger(c.logger.With("component", "kafka-counters"))),
 	)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("new kafka client: %w", err)
 	}

@@ -55,11 +55,14 @@ type Config struct {
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// Spool holds accepted events on disk while Kafka is unreachable.
 	Spool SpoolConfig `yaml:"spool"`
+	// TLS and SASL secure the connections to a managed cluster.
+	TLS  TLSConfig  `yaml:"tls"`
+	SASL SASLConfig `yaml:"sasl"`
 }
 
 // Validate reports every invalid key, naming it.
 func (c Config) Validate() error {
-	var errs []error
+	errs := c.securityProblems()
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("brokers: must list at least one host:port"))
 	}

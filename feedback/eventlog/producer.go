@@ -83,8 +83,7 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 			}
 		}
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
+	opts, err := cfg.ClientOpts(
 		kgo.ClientID(cfg.ClientID),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -93,6 +92,10 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 		kgo.RecordDeliveryTimeout(cfg.ProduceTimeout),
 		kgo.WithLogger(kgoLogger{logger.With("component", "kafka-producer")}),
 	)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("new kafka client: %w", err)
 	}

@@ -46,7 +46,11 @@ func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead 
 	}
 	cfg = cfg.WithDefaults()
 	kl := kgo.WithLogger(kgoLogger{logger.With("component", "kafka-replay")})
-	admin, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID), kl)
+	opts, err := cfg.ClientOpts(kgo.ClientID(cfg.ClientID), kl)
+	if err != nil {
+		return stats, err
+	}
+	admin, err := kgo.NewClient(opts...)
 	if err != nil {
 		return stats, fmt.Errorf("new kafka client: %w", err)
 	}
@@ -74,12 +78,15 @@ func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead 
 
 func replayPartition(ctx context.Context, cfg Config, p int32, start, end int64, kl kgo.Opt, stats *ReadStats,
 	logger *slog.Logger, dead func(DeadLetter), fn func(feedback.Event, *kgo.Record) error) error {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
+	opts, err := cfg.ClientOpts(
 		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {p: kgo.NewOffset().At(start)}}),
 		kl,
 	)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("new kafka client: %w", err)
 	}

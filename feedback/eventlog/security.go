@@ -1,0 +1,88 @@
+package eventlog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/recsys-dev/recsys/internal/tlsfiles"
+)
+
+// EnvKafkaPassword holds the SASL password; secrets never live in the
+// YAML file.
+const EnvKafkaPassword = "RECSYS_KAFKA_PASSWORD"
+
+// SASL mechanisms franz-go's own sasl packages provide.
+const (
+	SASLPlain     = "PLAIN"
+	SASLScram256  = "SCRAM-SHA-256"
+	SASLScram512  = "SCRAM-SHA-512"
+	saslMechanism = "sasl.mechanism"
+)
+
+var saslMechanisms = []string{SASLPlain, SASLScram256, SASLScram512}
+
+// SASLConfig authenticates the Kafka connections; an empty Mechanism
+// means none.
+type SASLConfig struct {
+	Mechanism string `yaml:"mechanism"`
+	// Username is the SASL user; its password comes from
+	// RECSYS_KAFKA_PASSWORD only.
+	Username string `yaml:"username"`
+}
+
+// securityProblems checks the TLS and SASL keys.
+func (c Config) securityProblems() []error {
+	var errs []error
+	if _, err := c.TLS.TLS(); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case c.SASL.Mechanism == "":
+		if c.SASL.Username != "" {
+			errs = append(errs, errors.New("sasl.username: set without sasl.mechanism"))
+		}
+	case !slices.Contains(saslMechanisms, c.SASL.Mechanism):
+		errs = append(errs, fmt.Errorf("%s: must be one of %v or empty, got %q", saslMechanism, saslMechanisms, c.SASL.Mechanism))
+	case c.SASL.Username == "":
+		errs = append(errs, errors.New("sasl.username: required with sasl.mechanism"))
+	}
+	return errs
+}
+
+// ClientOpts are the options every Kafka client of the service starts
+// with: the seed brokers, TLS and SASL, then more.
+func (c Config) ClientOpts(more ...kgo.Opt) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	tc, err := c.TLS.TLS()
+	if err != nil {
+		return nil, fmt.Errorf("kafka.%w", err)
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if m := c.SASL.Mechanism; m != "" {
+		pass := os.Getenv(EnvKafkaPassword)
+		if pass == "" {
+			return nil, fmt.Errorf("kafka.sasl: %s needs the password in %s", m, EnvKafkaPassword)
+		}
+		switch m {
+		case SASLPlain:
+			opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: pass}.AsMechanism()))
+		case SASLScram256:
+			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: pass}.AsSha256Mechanism()))
+		case SASLScram512:
+			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: pass}.AsSha512Mechanism()))
+		}
+	}
+	return append(opts, more...), nil
+}
+
+// TLSConfig is the client's TLS, for the package's own tests and for
+// callers that build a kafka client outside ClientOpts.
+type TLSConfig = tlsfiles.Config
