@@ -258,7 +258,14 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 	e.publish(g)
 	e.m.loads.WithLabelValues("loaded").Inc()
 	g.took("smoke", &t0)
-	e.log.Info("bundle loaded", append([]any{"version", g.Version(), "items", g.Manifest.Items, "dim", g.Manifest.Dim}, g.loadTimes...)...)
+	// The rules the bundle was built with, beside the ones serving it, so
+	// a drift between them shows.
+	built := "none"
+	if g.Manifest.Rules != nil {
+		built = g.Manifest.Rules.Version
+	}
+	e.log.Info("bundle loaded", append([]any{"version", g.Version(), "items", g.Manifest.Items, "dim", g.Manifest.Dim,
+		"rules_built", built, "rules_live", e.RulesVersion()}, g.loadTimes...)...)
 	return nil
 }
 

@@ -191,7 +191,11 @@ func (p *pipeline) run(ctx context.Context, cfg *config.Config, cfgPath, golden 
 			return "", err
 		}
 		version = m.Version
-		return fmt.Sprintf("bundle %s (%d items, ranker %s %s), not yet current", m.Version, m.Items, m.Ranker.Kind, m.Ranker.Version), nil
+		rulesVersion := "none"
+		if m.Rules != nil {
+			rulesVersion = m.Rules.Version
+		}
+		return fmt.Sprintf("bundle %s (%d items, ranker %s %s, rules %s), not yet current", m.Version, m.Items, m.Ranker.Kind, m.Ranker.Version, rulesVersion), nil
 	}); err != nil {
 		return err
 	}

@@ -85,7 +85,8 @@ func TestNightly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second == live || m.Ranker.Kind != "linear" || !strings.Contains(out, "kept the live ranker") {
+	if second == live || m.Ranker.Kind != "linear" || !strings.Contains(out, "kept the live ranker") || m.Rules == nil ||
+		!strings.Contains(out, "rules "+m.Rules.Version) {
 		t.Fatalf("after a worse ranker: CURRENT %s (was %s), ranker %s\n%s", second, live, m.Ranker.Kind, out)
 	}
 	if _, err := os.Stat(cfg.Build.Ranker); err == nil {
