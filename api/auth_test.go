@@ -226,3 +226,18 @@ func TestServer_UnknownMethodIsJSON(t *testing.T) {
 		t.Fatalf("BREW: %d %s", r.status, r.body)
 	}
 }
+
+// TestServer_CostCaps: recent items and batch sizes above the configured
+// caps are 400s naming the field.
+func TestServer_CostCaps(t *testing.T) {
+	env := newTestEnv(t, func(c *Config, _ *Deps) { c.MaxRecentItems, c.MaxBatchEvents = 2, 1 })
+	r := env.do(t, http.MethodPost, "/v1/recommend", "application/json", `{"recent_items":["a","b","c"]}`, nil)
+	if r.status != 400 || !strings.Contains(string(r.body), `"field":"recent_items"`) || !strings.Contains(string(r.body), "at most 2") {
+		t.Fatalf("3 recent items over a cap of 2: %d %s", r.status, r.body)
+	}
+	ev := `{"type":"click","schema_version":1,"timestamp":"2026-03-01T11:59:00Z","user_id":"u1","item_id":"i1"}`
+	r = env.do(t, http.MethodPost, "/v1/feedback/batch", "application/json", `{"events":[`+ev+`,`+ev+`]}`, nil)
+	if r.status != 400 || !strings.Contains(string(r.body), `"field":"events"`) {
+		t.Fatalf("2 events over a cap of 1: %d %s", r.status, r.body)
+	}
+}

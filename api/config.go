@@ -31,6 +31,11 @@ type Config struct {
 	MaxK int `yaml:"max_k"`
 	// DefaultK is used when a request leaves k out.
 	DefaultK int `yaml:"default_k"`
+	// MaxRecentItems and MaxBatchEvents cap a recommendation's
+	// recent_items and a feedback batch: a request's cost is bounded by
+	// what a client may send.
+	MaxRecentItems int `yaml:"max_recent_items"`
+	MaxBatchEvents int `yaml:"max_batch_events"`
 	// ReadTimeout and WriteTimeout bound the connection I/O; WriteTimeout
 	// must exceed RequestTimeout or slow answers are cut mid-response.
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
@@ -62,6 +67,8 @@ func DefaultConfig() Config {
 		RequestTimeout: 2 * time.Second,
 		MaxK:           1000,
 		DefaultK:       10,
+		MaxRecentItems: 100,
+		MaxBatchEvents: 1000,
 		ReadTimeout:    10 * time.Second,
 		WriteTimeout:   10 * time.Second,
 		CheckTimeout:   time.Second,
@@ -109,6 +116,12 @@ func (c Config) Validate() error {
 		bad("default_k", "must be > 0")
 	} else if c.MaxK > 0 && c.DefaultK > c.MaxK {
 		bad("default_k", "must be <= max_k (%d)", c.MaxK)
+	}
+	if c.MaxRecentItems < 1 || c.MaxRecentItems > maxRecentItems {
+		bad("max_recent_items", "must be in 1..%d", maxRecentItems)
+	}
+	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > MaxBatchEvents {
+		bad("max_batch_events", "must be in 1..%d", MaxBatchEvents)
 	}
 	if c.ReadTimeout <= 0 {
 		bad("read_timeout", "must be > 0")

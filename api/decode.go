@@ -80,6 +80,7 @@ type recommendBody struct {
 // keeps the decoders pure functions of their input.
 type kLimits struct {
 	max, def int
+	recent   int // most recent_items; 0 means maxRecentItems
 }
 
 // decodeSearch turns a POST /v1/search body into an engine request or a
@@ -138,8 +139,12 @@ func decodeRecommend(body []byte, lim kLimits) (engine.RecommendRequest, error) 
 	if req.User, err = checkUser(b.User); err != nil {
 		return req, err
 	}
-	if len(b.RecentItems) > maxRecentItems {
-		return req, invalid("recent_items", "must have at most %d items", maxRecentItems)
+	recent := lim.recent
+	if recent <= 0 {
+		recent = maxRecentItems
+	}
+	if len(b.RecentItems) > recent {
+		return req, invalid("recent_items", "must have at most %d items", recent)
 	}
 	for i, id := range b.RecentItems {
 		if err := checkID("recent_items["+strconv.Itoa(i)+"]", id); err != nil {

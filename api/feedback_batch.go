@@ -62,7 +62,11 @@ type batchResponse struct {
 // decodeBatch parses the batch envelope strictly and each event with
 // feedback.Decode. A malformed envelope is an error (400); an invalid event
 // is reported in its result and returned as a dead letter.
-func decodeBatch(body []byte, now time.Time) ([]feedback.Event, []eventlog.DeadLetter, []batchResult, error) {
+// max bounds the events (0 means MaxBatchEvents).
+func decodeBatch(body []byte, now time.Time, max int) ([]feedback.Event, []eventlog.DeadLetter, []batchResult, error) {
+	if max <= 0 {
+		max = MaxBatchEvents
+	}
 	var b batchBody
 	if err := strictjson.Decode(body, &b, ""); err != nil {
 		return nil, nil, nil, invalid(err.Field, "%s", err.Reason)
@@ -70,8 +74,8 @@ func decodeBatch(body []byte, now time.Time) ([]feedback.Event, []eventlog.DeadL
 	if len(b.Events) == 0 {
 		return nil, nil, nil, invalid("events", "required, at least one event")
 	}
-	if len(b.Events) > MaxBatchEvents {
-		return nil, nil, nil, invalid("events", "at most %d events per batch", MaxBatchEvents)
+	if len(b.Events) > max {
+		return nil, nil, nil, invalid("events", "at most %d events per batch", max)
 	}
 	results := make([]batchResult, len(b.Events))
 	evs := make([]feedback.Event, 0, len(b.Events))
@@ -113,7 +117,7 @@ func (s *Server) feedbackBatch(c *fiber.Ctx) error {
 	if err := requireJSON(c); err != nil {
 		return err
 	}
-	evs, dead, results, err := decodeBatch(c.Body(), s.now())
+	evs, dead, results, err := decodeBatch(c.Body(), s.now(), s.cfg.MaxBatchEvents)
 	if err != nil {
 		return err
 	}

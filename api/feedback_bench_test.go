@@ -115,7 +115,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for range b.N {
-		if _, _, _, err := decodeBatch(body, now); err != nil {
+		if _, _, _, err := decodeBatch(body, now, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -129,7 +129,7 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`[`))
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		evs, dead, results, err := decodeBatch(body, now)
+		evs, dead, results, err := decodeBatch(body, now, 0)
 		if err != nil {
 			if evs != nil || dead != nil || results != nil {
 				t.Fatal("results returned with an envelope error")

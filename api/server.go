@@ -119,7 +119,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
-		lim:     kLimits{max: cfg.MaxK, def: cfg.DefaultK},
+		lim:     kLimits{max: cfg.MaxK, def: cfg.DefaultK, recent: cfg.MaxRecentItems},
 		eng:     deps.Engine,
 		pub:     deps.Feedback,
 		checks:  deps.Checks,
