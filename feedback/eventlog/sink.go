@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recsys-dev/recsys/internal/backoff"
 )
 
 // DefaultDeadLetterTopic is where events that fail validation after they
@@ -336,20 +338,20 @@ func (s *Sink) Run(ctx context.Context) error {
 	if s.spool == nil {
 		return nil
 	}
-	backoff := 100 * time.Millisecond
+	pause := 100 * time.Millisecond
 	for {
 		n, err := s.drainOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			s.logger.Warn("feedback spool: kafka still unreachable", "pending", s.spool.Len(), "retry_in", backoff, "error", err)
-			if !sleep(ctx, backoff) {
+			s.logger.Warn("feedback spool: kafka still unreachable", "pending", s.spool.Len(), "retry_in", pause, "error", err)
+			if !backoff.Sleep(ctx, pause) {
 				return nil
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			pause = min(2*pause, 5*time.Second)
 		case n > 0:
-			backoff = 100 * time.Millisecond
+			pause = 100 * time.Millisecond
 		default:
 			// Empty: stop routing new events to the spool, unless an
 			// append got in first (see switchMu).
@@ -483,15 +485,4 @@ func (s *Sink) decodeEntry(b []byte) (*kgo.Record, error) {
 		}
 	}
 	return r, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,0 +1,84 @@
+package counters
+
+import (
+	"errors"
+	"time"
+)
+
+// Counter defaults applied to zero fields of Config.
+const (
+	DefaultCountersGroup  = "recsys-counters"
+	DefaultCountersPrefix = "recsys:rt"
+	DefaultDedupeWindow   = 24 * time.Hour
+	DefaultHalfLife       = 72 * time.Hour
+	DefaultHistoryLength  = 50
+	DefaultHistoryTTL     = 30 * 24 * time.Hour
+)
+
+// Config configures the real-time counter updater.
+type Config struct {
+	// Group is the consumer group; its committed offsets are where a
+	// restarted updater resumes.
+	Group string `yaml:"group"`
+	// KeyPrefix starts every Redis key the updater writes (the layout of
+	// internal/realtime: decayed item counts, user histories, dedupe marks).
+	KeyPrefix string `yaml:"key_prefix"`
+	// DedupeWindow is how long an event id is remembered: a duplicate
+	// (a client retry, a redelivery after a crash) within it is not
+	// counted twice.
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// HalfLife is how fast the decayed per-item impression and click
+	// counts (the ranker's counter features) forget: they halve every
+	// HalfLife. An item without events for 10 half-lives (at least a day)
+	// is dropped from Redis.
+	HalfLife time.Duration `yaml:"half_life"`
+	// HistoryLength is how many recent actions (click, add to cart,
+	// purchase) are kept per user, for the user-item cross features.
+	HistoryLength int `yaml:"history_length"`
+	// HistoryTTL drops the history of a user inactive this long.
+	HistoryTTL time.Duration `yaml:"history_ttl"`
+}
+
+// Validate reports every invalid key, naming it.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DedupeWindow < 0 {
+		errs = append(errs, errors.New("dedupe_window: must be >= 0 (0 means 24h)"))
+	}
+	if c.DedupeWindow > 0 && c.DedupeWindow < time.Second {
+		errs = append(errs, errors.New("dedupe_window: must be at least 1s"))
+	}
+	if c.HalfLife < 0 || (c.HalfLife > 0 && c.HalfLife < time.Second) {
+		errs = append(errs, errors.New("half_life: must be at least 1s (0 means 72h)"))
+	}
+	if c.HistoryLength < 0 || c.HistoryLength > 1000 {
+		errs = append(errs, errors.New("history_length: must be in 0..1000 (0 means 50)"))
+	}
+	if c.HistoryTTL < 0 || (c.HistoryTTL > 0 && c.HistoryTTL < time.Minute) {
+		errs = append(errs, errors.New("history_ttl: must be at least 1m (0 means 720h)"))
+	}
+	return errors.Join(errs...)
+}
+
+// WithDefaults fills zero fields with the Default* values.
+func (c Config) WithDefaults() Config {
+	if c.Group == "" {
+		c.Group = DefaultCountersGroup
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultCountersPrefix
+	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = DefaultDedupeWindow
+	}
+	if c.HalfLife == 0 {
+		c.HalfLife = DefaultHalfLife
+	}
+	if c.HistoryLength == 0 {
+		c.HistoryLength = DefaultHistoryLength
+	}
+	if c.HistoryTTL == 0 {
+		c.HistoryTTL = DefaultHistoryTTL
+	}
+	return c
+}
