@@ -288,6 +288,16 @@ func (e *Engine) publish(g *Generation) {
 		e.m.bundle.DeleteLabelValues(old.Version())
 	}
 	e.m.bundle.WithLabelValues(g.Version()).Set(1)
+	// A ranker without its Go form still serves; its explanations say why
+	// they hold no contributions, and the gauge and the log say so too.
+	if g.scorer == nil {
+		e.m.explainable.Set(0)
+	} else if _, _, _, err := g.scorer.Explain(make([]float32, len(g.Manifest.FeatureNames))); err != nil {
+		e.m.explainable.Set(0)
+		e.log.Warn("the live ranker cannot explain its scores: explain answers carry no contributions", "bundle", g.Version(), "reason", err)
+	} else {
+		e.m.explainable.Set(1)
+	}
 }
 
 // Close retires the live generation.

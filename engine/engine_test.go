@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/embed"
@@ -81,6 +83,9 @@ type fakeScorer struct {
 	weights []float32
 	err     error
 	closed  atomic.Bool
+	// noExplain, when set, is what Explain answers (a model without its
+	// Go form).
+	noExplain error
 }
 
 func (f *fakeScorer) Score(_ context.Context, x []float32, n int) ([]float32, error) {
@@ -103,6 +108,9 @@ func (f *fakeScorer) Close() error { f.closed.Store(true); return nil }
 
 // Explain is weight times value, as rank's linear model explains itself.
 func (f *fakeScorer) Explain(row []float32) (string, float32, []float32, error) {
+	if f.noExplain != nil {
+		return "", 0, nil, f.noExplain
+	}
 	phi := make([]float32, len(row))
 	for i, w := range f.weights {
 		phi[i] = w * row[i]
@@ -499,5 +507,29 @@ func TestEngine_SwapUnderLoad(t *testing.T) {
 	}
 	if encs[len(encs)-1].closed.Load() {
 		t.Fatal("the live generation was closed")
+	}
+}
+
+// TestEngine_RankerExplainable: the gauge says whether the live ranker can
+// explain its scores, and an explained hit says why it cannot.
+func TestEngine_RankerExplainable(t *testing.T) {
+	items := testItems()
+	e := newEngine(t, Deps{Features: storeFor(items)})
+	g, _ := newGen(t, "v1", items, &fakeScorer{weights: []float32{1, 0.1}})
+	e.publish(g)
+	if v := testutil.ToFloat64(e.m.explainable); v != 1 {
+		t.Fatalf("explainable = %v with a ranker that explains", v)
+	}
+	g2, _ := newGen(t, "v2", items, &fakeScorer{weights: []float32{1, 0.1}, noExplain: errors.New("no recsys.explain metadata")})
+	e.publish(g2)
+	if v := testutil.ToFloat64(e.m.explainable); v != 0 {
+		t.Fatalf("explainable = %v with a ranker that cannot explain", v)
+	}
+	res, err := e.Search(context.Background(), SearchRequest{Query: "jazz", K: 2, Explain: true})
+	if err != nil || len(res.Items) == 0 {
+		t.Fatal(res, err)
+	}
+	if c := res.Items[0].Contributions; c == nil || c.Unavailable != "no recsys.explain metadata" || c.Values != nil {
+		t.Fatalf("contributions %+v, want the reason and no values", c)
 	}
 }

@@ -21,6 +21,9 @@ type metrics struct {
 	// ruleDrops the candidates they kept out, by action.
 	ruleEffects *prometheus.CounterVec
 	ruleDrops   *prometheus.CounterVec
+	// explainable is 1 when the live ranker can split its scores into
+	// feature contributions, 0 when explanations say "unavailable".
+	explainable prometheus.Gauge
 }
 
 // indexCollector reports the live index's search strategy counters. They
@@ -95,6 +98,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_rules_dropped_total",
 			Help: "Candidates business rules kept out of a response that their score placed in it, by surface and action (hide, cap, pin, explore).",
 		}, []string{"surface", "action"}),
+		explainable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_engine_ranker_explainable",
+			Help: "1 when the live ranker carries its Go form (explain answers feature contributions), 0 when it does not.",
+		}),
 		seeds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_engine_feature_seeds_total",
 			Help: "Writes of a bundle's item features into the feature store, at load or after the store lost them, by result (seeded, failed).",
@@ -105,7 +112,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache, m.ruleEffects, m.ruleDrops} {
+		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache, m.ruleEffects, m.ruleDrops, m.explainable} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}

@@ -229,7 +229,8 @@ func (e *Engine) userVector(g *Generation, recent []string, exclude map[int32]bo
 func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result, error) {
 	res := Result{RequestID: in.requestID, Bundle: g.Version(), Items: []Hit{}, Degraded: in.degraded}
 	now := e.now()
-	keep := e.keep(g, in, now)
+	env := in.rulesEnv(now)
+	keep := e.keep(g, in, env)
 	sc := getScratch()
 	defer putScratch(sc)
 
@@ -248,7 +249,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	if in.surface == "search" {
 		res.Retrieval = in.mode
 	}
-	hits = e.addPinned(g, in, hits, keep, now, sc)
+	hits = e.addPinned(g, in, hits, keep, env, sc)
 	if len(hits) == 0 {
 		return res, nil
 	}
@@ -285,7 +286,9 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	e.m.stage.WithLabelValues(in.surface, "score").Observe(time.Since(start).Seconds())
 
 	start = time.Now()
-	out := e.applyRules(g, hits, scores, in, now, sc)
+	// The business rules see the history the features stage read.
+	env.User.Recent = in.history
+	out := e.applyRules(g, hits, scores, in, env, sc)
 	ranked := out.Ranked
 	e.m.stage.WithLabelValues(in.surface, "rules").Observe(time.Since(start).Seconds())
 

@@ -20,7 +20,10 @@ func (in *stageInput) bindRules(g *Generation, dry *rules.Set) {
 	in.bound = g.filter.Load()
 }
 
-// rulesEnv is the environment the request's rules see.
+// rulesEnv is the environment the request's rules see. One serves the
+// whole request: the filter, the pins and the business rules run one
+// after another on the request's goroutine, each pointing it at the item
+// it asks about.
 func (in *stageInput) rulesEnv(now time.Time) *rules.Env {
 	env := in.bound.Set().NewEnv(in.user.ID, in.user.Age, in.query, now)
 	env.Surface, env.Context = in.surface, in.context
@@ -33,9 +36,8 @@ func (in *stageInput) rulesEnv(now time.Time) *rules.Env {
 // rules, whose verdicts the generation remembers where they depend only on
 // the item and the user's age. The index calls it from the searching
 // goroutine only, so one Env serves the whole request.
-func (e *Engine) keep(g *Generation, in stageInput, now time.Time) index.Filter {
+func (e *Engine) keep(g *Generation, in stageInput, env *rules.Env) index.Filter {
 	f := in.bound
-	env := in.rulesEnv(now)
 	cf := g.cols.compile(&in.filters)
 	return func(id int32) bool {
 		if len(in.exclude) > 0 && in.exclude[id] {
@@ -51,8 +53,8 @@ func (e *Engine) keep(g *Generation, in stageInput, now time.Time) index.Filter 
 // addPinned adds the items the request's pin rules place to the
 // candidates when retrieval did not find them, so they are scored like
 // the others; they still pass the filters.
-func (e *Engine) addPinned(g *Generation, in stageInput, hits []candidate, keep index.Filter, now time.Time, sc *scratch) []candidate {
-	pins := in.bound.Set().Pins(in.rulesEnv(now))
+func (e *Engine) addPinned(g *Generation, in stageInput, hits []candidate, keep index.Filter, env *rules.Env, sc *scratch) []candidate {
+	pins := in.bound.Set().Pins(env)
 	if len(pins) == 0 {
 		return hits
 	}
@@ -87,7 +89,7 @@ func (e *Engine) addPinned(g *Generation, in stageInput, hits []candidate, keep 
 // applyRules orders the scored candidates and applies the business rules,
 // returning at most k. Each candidate's Ref indexes hits and the feature
 // rows.
-func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, in stageInput, now time.Time, sc *scratch) rules.Outcome {
+func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, in stageInput, env *rules.Env, sc *scratch) rules.Outcome {
 	cands := grow(sc.ranked, len(hits))[:len(hits)]
 	sc.ranked = cands
 	set := in.bound.Set()
@@ -98,7 +100,7 @@ func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, i
 			cands[i].Vec = g.index.Vector(h.id)
 		}
 	}
-	out := set.Apply(cands, in.rulesEnv(now), in.k)
+	out := set.Apply(cands, env, in.k)
 	for _, d := range out.Dropped {
 		e.m.ruleDrops.WithLabelValues(in.surface, d.Action).Inc()
 	}

@@ -340,18 +340,11 @@ func smoke(ctx context.Context, cfg *config.Config, dir, golden string) (string,
 	if err := sc.Err(); err != nil {
 		return "", err
 	}
-	set, err := rules.Compile(cfg.Rules)
+	e, err := bundleEngine(ctx, cfg, dir)
 	if err != nil {
-		return "", err
-	}
-	e, err := engine.New(cfg.Engine, engine.Deps{Load: loadOptions(cfg), Rules: set})
-	if err != nil {
-		return "", err
-	}
-	defer e.Close()
-	if err := e.Load(ctx, dir); err != nil {
 		return "", &exitError{code: exitSmokeFailed, err: fmt.Errorf("the new bundle does not load: %w", err)}
 	}
+	defer e.Close()
 	var missed []string
 	for _, q := range qs {
 		res, err := e.Search(ctx, engine.SearchRequest{Query: q.Query, K: q.K})
@@ -371,4 +364,23 @@ func smoke(ctx context.Context, cfg *config.Config, dir, golden string) (string,
 			len(missed), len(qs), strings.Join(missed, ", "))}
 	}
 	return fmt.Sprintf("%d golden queries answered", len(qs)), nil
+}
+
+// bundleEngine loads the bundle in dir into an engine with the serving
+// knobs and the configured rules, as serve answers, but with the bundle's
+// own item features and no real-time store or impressions.
+func bundleEngine(ctx context.Context, cfg *config.Config, dir string) (*engine.Engine, error) {
+	set, err := rules.Compile(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.New(cfg.Engine, engine.Deps{Load: loadOptions(cfg), Rules: set})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Load(ctx, dir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/offline/ranktrain"
-	"github.com/recsys-dev/recsys/rules"
 	"github.com/recsys-dev/recsys/world"
 )
 
@@ -152,18 +151,11 @@ func writeConfig(t *testing.T, cfg *config.Config, path string) string {
 // hundred title words (3, 2, 1), in the TSV train rank --judgments reads.
 func liveJudgments(t *testing.T, cfg *config.Config, dir, path string) string {
 	t.Helper()
-	set, err := rules.Compile(cfg.Rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(cfg.Engine, engine.Deps{Load: loadOptions(cfg), Rules: set})
+	e, err := bundleEngine(context.Background(), cfg, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if err := e.Load(context.Background(), dir); err != nil {
-		t.Fatal(err)
-	}
 	items, err := catalog.ReadFile(filepath.Join(dir, bundle.ItemsFile))
 	if err != nil {
 		t.Fatal(err)
