@@ -39,6 +39,9 @@ type AdminDeps struct {
 	// connections (slow headers, slow bodies, idle keep-alives); zero
 	// takes 5 s, 10 s and 60 s.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// Items serves the live catalog's routes (/admin/items); nil answers
+	// them 409 live_catalog_off.
+	Items *ItemsDeps
 }
 
 // Admin is the operator API: POST /admin/reload and GET /admin/bundle. It
@@ -76,6 +79,7 @@ func NewAdmin(deps AdminDeps) (*Admin, error) {
 	a.app.Use(deps.Keys.require(ScopeAdmin))
 	a.app.Post(routeAdminReload, a.reload)
 	a.app.Get(routeAdminBundle, a.bundle)
+	a.itemRoutes()
 	jsonForUnknownMethods(a.app)
 	return a, nil
 }

@@ -54,7 +54,11 @@ type Manifest struct {
 	FeatureDefaults  []float32          `json:"feature_defaults"`
 	ItemFeatureNames []string           `json:"item_feature_names"`
 	Metrics          map[string]float64 `json:"metrics,omitempty"`
-	Files            []File             `json:"files"`
+	// ItemsOffset is the items-topic offset after the last change the
+	// catalog folded in: a server replays the topic from here. Nil means
+	// the build read no items topic, so a server replays it from the start.
+	ItemsOffset *int64 `json:"items_offset,omitempty"`
+	Files       []File `json:"files"`
 }
 
 // File returns the entry for name, or false.

@@ -166,6 +166,9 @@ func checkNumber(c *checker, line int, id, field string, v float64) {
 	}
 }
 
+// IDProblem returns why id cannot name an item, or "".
+func IDProblem(id string) string { return idProblem(id) }
+
 // idProblem returns why id is unacceptable, or "".
 func idProblem(id string) string {
 	switch {

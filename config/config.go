@@ -86,7 +86,10 @@ type Embed struct {
 // real-time counter updater that consumes it.
 type Kafka struct {
 	eventlog.Config `yaml:",inline"`
-	Counters        counters.Config `yaml:"counters"`
+	// ItemsTopic carries item upserts and deletes between rebuilds (the
+	// live catalog); empty turns the live catalog off.
+	ItemsTopic string          `yaml:"items_topic"`
+	Counters   counters.Config `yaml:"counters"`
 }
 
 // Index holds the vector index settings and, under lexical, the BM25F
@@ -204,6 +207,13 @@ func (c *Config) Validate() error {
 	add("redis", redisCfg.Validate())
 	add("kafka", kafkaCfg.Validate())
 	add("kafka.counters", c.Kafka.Counters.Validate())
+	if t := c.Kafka.ItemsTopic; t != "" {
+		if err := eventlog.CheckTopicName(t); err != nil {
+			add("kafka", fmt.Errorf("items_topic: %w", err))
+		} else if t == c.Kafka.WithDefaults().Topic || t == c.Kafka.WithDefaults().DeadLetterTopic {
+			add("kafka", errors.New("items_topic: must differ from topic and dead_letter_topic"))
+		}
+	}
 	add("embedded.kafka", c.Embedded.Kafka.Validate())
 	if c.ONNXRuntime.Library == "" {
 		add("onnxruntime", errors.New("library: must be set"))

@@ -28,7 +28,8 @@ func Default() *Config {
 		},
 		Index: Index{Config: index.DefaultConfig(), Lexical: index.DefaultLexicalConfig()},
 		Engine: engine.Config{Candidates: 200, RankTimeout: 100 * time.Millisecond,
-			RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 10000, SeedCheck: time.Second, CounterCache: time.Second, Retrieval: engine.DefaultRetrievalConfig()},
+			RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 10000, SeedCheck: time.Second, CounterCache: time.Second, Retrieval: engine.DefaultRetrievalConfig(),
+			Live: engine.DefaultLiveConfig()},
 		Rank: Rank{Config: rank.DefaultConfig(), Runtime: rank.ScorerConfig{Sessions: 2, IntraOpThreads: 1}},
 		Rules: rules.Config{
 			ReloadEvery: 2 * time.Second,
@@ -49,6 +50,7 @@ func Default() *Config {
 				DeadLetterTopic: "recsys.events.dlq",
 				Spool:           eventlog.SpoolConfig{Dir: "var/spool", MaxBytes: 1 << 30, SegmentBytes: 64 << 20, RetryAfter: 5 * time.Second},
 			},
+			ItemsTopic: "recsys.items",
 			Counters: counters.Config{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour,
 				HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour},
 		},

@@ -41,22 +41,29 @@ type columnFilter struct {
 	price            bool
 }
 
-// compile resolves f; a name the catalog does not hold allows no item.
-func (c *columns) compile(f *Filters) columnFilter {
+// compile resolves f against the bundle's names and those the live
+// catalog v added; a name neither holds allows no item.
+func (c *columns) compile(f *Filters, v *view) columnFilter {
 	out := columnFilter{c: c}
-	set := func(ids map[string]int32, names []string) []bool {
+	set := func(ids, extra map[string]int32, names []string) []bool {
 		if len(names) == 0 {
 			return nil
 		}
-		allowed := make([]bool, len(ids))
+		allowed := make([]bool, len(ids)+len(extra))
 		for _, n := range names {
 			if id, ok := ids[n]; ok {
+				allowed[id] = true
+			} else if id, ok := extra[n]; ok {
 				allowed[id] = true
 			}
 		}
 		return allowed
 	}
-	out.cats, out.brands = set(c.catIDs, f.Categories), set(c.brandIDs, f.Brands)
+	var cats, brands map[string]int32
+	if v != nil {
+		cats, brands = v.cats, v.brands
+	}
+	out.cats, out.brands = set(c.catIDs, cats, f.Categories), set(c.brandIDs, brands, f.Brands)
 	if f.PriceMin != nil || f.PriceMax != nil {
 		out.price = true
 		out.priceLo, out.priceHi = -1e308, 1e308
@@ -70,7 +77,7 @@ func (c *columns) compile(f *Filters) columnFilter {
 	return out
 }
 
-// match reports whether item id passes the filters.
+// match reports whether bundle item id passes the filters.
 func (f *columnFilter) match(id int32) bool {
 	if f.cats != nil && !f.cats[f.c.category[id]] {
 		return false
@@ -81,6 +88,21 @@ func (f *columnFilter) match(id int32) bool {
 	if f.price {
 		p := f.c.price[id]
 		return p >= f.priceLo && p <= f.priceHi
+	}
+	return true
+}
+
+// matchValues reports whether an item of these column codes and price
+// passes the filters.
+func (f *columnFilter) matchValues(cat, brand int32, price float64) bool {
+	if f.cats != nil && (int(cat) >= len(f.cats) || !f.cats[cat]) {
+		return false
+	}
+	if f.brands != nil && (int(brand) >= len(f.brands) || !f.brands[brand]) {
+		return false
+	}
+	if f.price {
+		return price >= f.priceLo && price <= f.priceHi
 	}
 	return true
 }

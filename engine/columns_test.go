@@ -33,7 +33,7 @@ func TestColumnFilter_MatchesFilters(t *testing.T) {
 	}
 	for range 500 {
 		f := Filters{Categories: pick(cats), Brands: pick(brands), PriceMin: price(), PriceMax: price()}
-		cf := c.compile(&f)
+		cf := c.compile(&f, nil)
 		for id, it := range items {
 			want := (len(f.Categories) == 0 || slices.Contains(f.Categories, it.Category)) &&
 				(len(f.Brands) == 0 || slices.Contains(f.Brands, it.Brand)) &&

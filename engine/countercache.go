@@ -40,6 +40,11 @@ func newCounterCache(items int, ttl, halfLife time.Duration) *counterCache {
 // the others.
 func (c *counterCache) lookup(hits []candidate, now, read time.Time, out []realtime.Stats) (miss []int) {
 	for i, h := range hits {
+		// Items added since the bundle have no slot: they are read.
+		if int(h.id) >= len(c.slots) {
+			miss = append(miss, i)
+			continue
+		}
 		if e := c.slots[h.id].Load(); e != nil && read.Sub(e.read) < c.ttl {
 			out[i] = e.st.DecayTo(now, c.halfLife)
 			continue
@@ -51,5 +56,8 @@ func (c *counterCache) lookup(hits []candidate, now, read time.Time, out []realt
 
 // store records the counts Redis returned at wall time read.
 func (c *counterCache) store(id int32, st realtime.Stats, read time.Time) {
+	if int(id) >= len(c.slots) {
+		return
+	}
 	c.slots[id].Store(&cachedCounts{st: st, read: read})
 }

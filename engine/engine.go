@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/recsys-dev/recsys/bundle"
+	"github.com/recsys-dev/recsys/catalog/itemlog"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/rank"
@@ -43,6 +44,8 @@ type Config struct {
 	// store is checked, so features lost with a Redis restart are written
 	// again without a reload. 0 means 1s.
 	SeedCheck time.Duration `yaml:"seed_check"`
+	// Live tunes the application of item changes between rebuilds.
+	Live LiveConfig `yaml:"live"`
 	// CounterCache is how long items' real-time counters read from Redis
 	// answer later requests from process memory; 0 reads them every
 	// request. It bounds how stale a counter feature can be.
@@ -75,6 +78,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.ExploreRate >= 0 && c.ExploreRate <= 1) {
 		errs = append(errs, fmt.Errorf("explore_rate: must be in [0, 1], got %g", c.ExploreRate))
+	}
+	if err := c.Live.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New("live."+line))
+		}
 	}
 	if err := c.Retrieval.Validate(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -121,11 +129,13 @@ type Deps struct {
 	Realtime    RealtimeStore // nil: counter and user features keep their defaults
 	Seeder      FeatureSeeder // may be nil when features are written at build time
 	Impressions ImpressionSink
-	Rules       *rules.Set
-	Load        LoadOptions
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
-	Now         func() time.Time
+	// Items is the items topic; nil serves the bundles' catalogs as built.
+	Items      ItemLog
+	Rules      *rules.Set
+	Load       LoadOptions
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // Engine serves requests from the live generation.
@@ -144,6 +154,13 @@ type Engine struct {
 	rules        atomic.Pointer[rules.Set]
 	rulesVersion atomic.Pointer[string]
 	rulesMu      sync.Mutex
+	// itemsMu orders the applier's batches against a load's replay and
+	// publish; itemsNext is the offset after the last applied change (-1:
+	// none yet), itemsTarget the topic's end when the applier started.
+	itemsMu          sync.Mutex
+	itemsNext        atomic.Int64
+	itemsTarget      atomic.Int64
+	itemsUnreachable atomic.Bool
 }
 
 // Rules is the live rule set (nil: none).
@@ -172,6 +189,9 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if cfg.Retrieval == (RetrievalConfig{}) {
 		cfg.Retrieval = DefaultRetrievalConfig() // callers that build a Config in code
 	}
+	if cfg.Live == (LiveConfig{}) {
+		cfg.Live = DefaultLiveConfig()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -182,6 +202,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		deps.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, reseed: make(chan struct{}, 1)}
+	e.itemsNext.Store(-1)
 	e.rules.Store(deps.Rules)
 	version := "config"
 	e.rulesVersion.Store(&version)
@@ -255,7 +276,11 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 		e.m.loads.WithLabelValues("refused").Inc()
 		return fmt.Errorf("load bundle %s: smoke query: %w", g.Version(), err)
 	}
-	e.publish(g)
+	if err := e.publishLive(ctx, g); err != nil {
+		g.close()
+		e.m.loads.WithLabelValues("refused").Inc()
+		return fmt.Errorf("load bundle %s: %w", g.Version(), err)
+	}
 	e.m.loads.WithLabelValues("loaded").Inc()
 	g.took("smoke", &t0)
 	// The rules the bundle was built with, beside the ones serving it, so
@@ -269,10 +294,61 @@ func (e *Engine) Load(ctx context.Context, dir string) error {
 	return nil
 }
 
+// publishLive hands the item changes the live generation holds beyond
+// g's bundle to g (a replay of the items topic from g's offset) and
+// publishes g, with the applier held off in between so no change is
+// applied to the old generation only.
+func (e *Engine) publishLive(ctx context.Context, g *Generation) error {
+	if e.deps.Items == nil {
+		e.publish(g)
+		return nil
+	}
+	if g.live.Load() == nil { // a generation assembled in code
+		g.initLive(e.deps.Load)
+	}
+	e.itemsMu.Lock()
+	defer e.itemsMu.Unlock()
+	to, first := e.itemsNext.Load(), e.itemsNext.Load() < 0
+	if first {
+		// The first bundle goes live with the changes written so far, so a
+		// restart never serves an item as it was before them.
+		ectx, cancel := context.WithTimeout(ctx, seedAtLoad)
+		end, err := e.deps.Items.End(ectx)
+		cancel()
+		switch {
+		case err == nil:
+			to = end
+		case !errors.Is(err, itemlog.ErrNoTopic):
+			e.itemsUnreachable.Store(true)
+			e.log.Warn("items topic unreachable at load: serving the bundle's catalog until the applier reads it", "bundle", g.Version(), "error", err)
+		}
+	}
+	if to > g.live.Load().next {
+		t0 := time.Now()
+		err := e.replayItems(ctx, g, to)
+		if err != nil && !first {
+			return err // the live generation keeps serving, changes and all
+		}
+		if err != nil {
+			e.itemsUnreachable.Store(true)
+			e.log.Warn("items topic replay failed at load: the applier goes on from where it stopped", "bundle", g.Version(), "error", err)
+		} else if first {
+			e.itemsNext.Store(to)
+		}
+		g.took("items", &t0)
+	}
+	e.publish(g)
+	e.liveGauges(g, g.live.Load())
+	return nil
+}
+
 // publish makes g live and retires the generation it replaces.
 func (e *Engine) publish(g *Generation) {
 	if g.cols == nil {
 		g.cols = newColumns(g.items)
+	}
+	if g.live.Load() == nil { // a generation assembled in code
+		g.initLive(e.deps.Load)
 	}
 	e.rulesMu.Lock()
 	defer e.rulesMu.Unlock()
@@ -334,6 +410,12 @@ func (e *Engine) seed(ctx context.Context, g *Generation) error {
 	if err := s.WriteItems(ctx, g.Version(), ids, rows); err != nil {
 		return fmt.Errorf("load bundle %s: seed features: %w", g.Version(), err)
 	}
+	// Then the rows of the items changed since the bundle, over theirs.
+	if ids, rows := g.live.Load().liveRows(); len(ids) > 0 {
+		if err := s.WriteItems(ctx, g.Version(), ids, rows); err != nil {
+			return fmt.Errorf("load bundle %s: seed changed items' features: %w", g.Version(), err)
+		}
+	}
 	if err := s.MarkReady(ctx, g.Version()); err != nil {
 		return fmt.Errorf("load bundle %s: seed features: %w", g.Version(), err)
 	}
@@ -393,6 +475,6 @@ func (e *Engine) Has(id string) bool {
 	if g == nil {
 		return false
 	}
-	_, ok := g.byID[id]
+	_, ok := g.live.Load().lookup(id)
 	return ok
 }

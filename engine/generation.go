@@ -72,6 +72,11 @@ type Generation struct {
 	// the engine has no feature store.
 	itemRows []float32
 
+	// live is the catalog with the items topic's changes applied (never
+	// nil once opened); writer is the applier's state behind it.
+	live   atomic.Pointer[view]
+	writer *liveWriter
+
 	// unseeded: the feature store does not hold (or may have lost) this
 	// generation's item features; Run re-seeds it.
 	unseeded atomic.Bool
@@ -141,6 +146,9 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		return g.items[g.popular[a]].Popularity > g.items[g.popular[b]].Popularity
 	})
 
+	if err := g.openLive(dir, opts); err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
 	g.took("catalog", &t0)
 	ix, err := index.Load(filepath.Join(dir, bundle.IndexFile))
 	if err != nil {

@@ -24,6 +24,17 @@ type metrics struct {
 	// explainable is 1 when the live ranker can split its scores into
 	// feature contributions, 0 when explanations say "unavailable".
 	explainable prometheus.Gauge
+	// The live catalog: changes applied by op, failed batches, the lag
+	// from a change's acceptance to its application here, and the live
+	// view's offset and size beyond the bundle.
+	itemsApplied    *prometheus.CounterVec
+	itemsFailed     prometheus.Counter
+	itemsLag        prometheus.Histogram
+	itemsOffset     prometheus.Gauge
+	itemsTombstones prometheus.Gauge
+	itemsInserted   prometheus.Gauge
+	itemsChanged    prometheus.Gauge
+	itemsRebuildDue prometheus.Gauge
 }
 
 // indexCollector reports the live index's search strategy counters. They
@@ -110,9 +121,43 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_engine_counter_cache_total",
 			Help: "Item real-time counter lookups by where they were answered: hit (engine.counter_cache) or miss (Redis).",
 		}, []string{"result"}),
+		itemsApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_items_applied_total",
+			Help: "Items-topic records applied to the live catalog by op (upsert, delete; delete_unknown: an id never seen; invalid: undecodable, skipped).",
+		}, []string{"op"}),
+		itemsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "recsys_items_apply_failures_total",
+			Help: "Batches of item changes that failed to apply (retried; the live catalog stays at the last applied offset).",
+		}),
+		itemsLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "recsys_items_apply_lag_seconds",
+			Help:    "Time from an item change's acceptance by the admin API to its application on this replica.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		itemsOffset: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_items_offset",
+			Help: "Items-topic offset after the last change the live catalog holds.",
+		}),
+		itemsTombstones: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_items_tombstones",
+			Help: "Items deleted since the live bundle was built (never returned).",
+		}),
+		itemsInserted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_items_inserted_since_build",
+			Help: "Items added since the live bundle was built.",
+		}),
+		itemsChanged: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_items_changed_since_build",
+			Help: "Items whose live version differs from the live bundle's (changed, added or deleted).",
+		}),
+		itemsRebuildDue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_items_rebuild_due",
+			Help: "1 when the items embedded since the bundle exceed engine.live.rebuild_share of it: time to rebuild.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache, m.ruleEffects, m.ruleDrops, m.explainable} {
+		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache, m.ruleEffects, m.ruleDrops, m.explainable,
+			m.itemsApplied, m.itemsFailed, m.itemsLag, m.itemsOffset, m.itemsTombstones, m.itemsInserted, m.itemsChanged, m.itemsRebuildDue} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}

@@ -48,6 +48,8 @@ type stageInput struct {
 	context map[string]string
 	bound   *rules.Bound
 	dry     bool
+	// v is the live catalog the request reads, loaded once.
+	v *view
 }
 
 // Search answers a text query.
@@ -67,13 +69,14 @@ func (e *Engine) Search(ctx context.Context, req SearchRequest) (Result, error) 
 	in := stageInput{surface: "search", requestID: req.RequestID, query: q, k: req.K, user: req.User,
 		filters: req.Filters, explain: req.Explain, mode: req.Retrieval, exactID: -1, context: req.Context}
 	in.bindRules(g, req.DryRules)
+	in.v = g.live.Load()
 	if in.mode == "" {
 		in.mode = e.cfg.Retrieval.Mode
 	}
 	if err := checkMode(in.mode); err != nil {
 		return Result{}, badInput("retrieval", err.Error())
 	}
-	if id, ok := g.byID[q]; ok {
+	if id, ok := in.v.lookup(q); ok {
 		in.exactID = id
 	}
 	useLex, useDense := in.mode != ModeDense, in.mode != ModeLexical
@@ -117,20 +120,21 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 	in := stageInput{surface: "recommend", requestID: req.RequestID, k: req.K, user: req.User,
 		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}, exactID: -1, context: req.Context}
 	in.bindRules(g, req.DryRules)
+	in.v = g.live.Load()
 	if len(req.RecentItems) > 0 {
 		in.history = req.RecentItems
 	}
 	start := time.Now()
 	switch {
 	case req.SeedItem != "":
-		id, ok := g.byID[req.SeedItem]
+		id, ok := in.v.lookup(req.SeedItem)
 		if !ok {
 			return Result{}, notFound("seed_item", fmt.Sprintf("unknown item id %q", req.SeedItem))
 		}
-		in.vec = g.index.Vector(id)
+		in.vec = in.v.vector(id)
 		in.exclude[id] = true
 	case len(req.RecentItems) > 0:
-		in.vec = e.userVector(g, req.RecentItems, in.exclude)
+		in.vec = e.userVector(in.v, req.RecentItems, in.exclude)
 		if in.vec == nil {
 			return Result{}, notFound("recent_items", "none of the item ids is in the catalog")
 		}
@@ -144,7 +148,7 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 				e.log.Warn("user history fetch failed, recommending popular items", "error", err)
 				in.degraded = append(in.degraded, "history")
 			} else {
-				in.vec = e.userVector(g, rt.History, in.exclude)
+				in.vec = e.userVector(in.v, rt.History, in.exclude)
 				in.history, in.historyRead = rt.History, true
 			}
 		}
@@ -188,12 +192,12 @@ func (e *Engine) embedQuery(ctx context.Context, g *Generation, q string) ([]flo
 // userVector is the decayed, weighted mean of the recent items' embeddings,
 // most recent first. Unknown ids are skipped (items leave catalogs), and the
 // known ones are excluded from the results.
-func (e *Engine) userVector(g *Generation, recent []string, exclude map[int32]bool) []float32 {
+func (e *Engine) userVector(v *view, recent []string, exclude map[int32]bool) []float32 {
 	var vec []float32
 	w := 1.0
 	used := 0
 	for _, id := range recent {
-		i, ok := g.byID[id]
+		i, ok := v.lookup(id)
 		if !ok {
 			continue
 		}
@@ -201,11 +205,11 @@ func (e *Engine) userVector(g *Generation, recent []string, exclude map[int32]bo
 		if used >= e.cfg.MaxRecent {
 			continue
 		}
-		v := g.index.Vector(i)
+		iv := v.vector(i)
 		if vec == nil {
-			vec = make([]float32, len(v))
+			vec = make([]float32, len(iv))
 		}
-		for j, x := range v {
+		for j, x := range iv {
 			vec[j] += float32(w) * x
 		}
 		w *= e.cfg.RecentDecay
@@ -241,7 +245,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	case in.surface == "search":
 		hits = e.retrieveText(g, in, keep, sc)
 	case in.vec != nil:
-		hits = e.hitCandidates(sc, g.index.Search(in.vec, depth, keep), true)
+		hits = e.hitCandidates(sc, in.v.searchDense(in.vec, depth, keep), true)
 	default:
 		hits = e.hitCandidates(sc, g.popularHits(depth, keep), false)
 	}
@@ -341,7 +345,7 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
 	ids := make([]string, n)
 	for i, h := range hits {
-		ids[i] = g.items[h.id].ID
+		ids[i] = in.v.item(h.id).ID
 	}
 	counters, users := g.layout.NeedsCounters(), g.layout.NeedsUser()
 	var (
@@ -386,10 +390,7 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	}
 	// Item rows: from the store into a pooled buffer, or read in place from
 	// the bundle's rows.
-	row := func(i int) []float32 {
-		id := int(hits[i].id)
-		return g.itemRows[id*fi : (id+1)*fi]
-	}
+	row := func(i int) []float32 { return in.v.itemRow(hits[i].id) }
 	var err error
 	if e.deps.Features != nil {
 		rows := getFloats(n * fi)
@@ -452,13 +453,14 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	if users {
 		cats, brands := make([]string, len(rt.History)), make([]string, len(rt.History))
 		for i, id := range rt.History {
-			if j, ok := g.byID[id]; ok {
-				cats[i], brands[i] = g.items[j].Category, g.items[j].Brand
+			if j, ok := in.v.lookup(id); ok {
+				it := in.v.item(j)
+				cats[i], brands[i] = it.Category, it.Brand
 			}
 		}
 		p := rank.NewUserProfile(cats, brands)
 		for i, h := range hits {
-			it := &g.items[h.id]
+			it := in.v.item(h.id)
 			g.layout.FillUser(x[i*f:(i+1)*f], p, it.Category, it.Brand)
 		}
 	}

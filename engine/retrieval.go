@@ -156,7 +156,7 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, s
 	}
 	var (
 		dense []index.Hit
-		lex   *index.LexicalResult
+		lex   *lexResult
 	)
 	if in.vec != nil && in.lex != nil && in.bound.PerRequest() {
 		// The two sources ask about many of the same items, and a rule
@@ -174,12 +174,12 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, s
 	}
 	if in.vec != nil {
 		start := time.Now()
-		dense = g.index.Search(in.vec, denseDepth, keep)
+		dense = in.v.searchDense(in.vec, denseDepth, keep)
 		e.m.stage.WithLabelValues(in.surface, "retrieve_dense").Observe(time.Since(start).Seconds())
 	}
 	if in.lex != nil {
 		start := time.Now()
-		lex = g.lexical.Search(*in.lex, lexDepth, keep)
+		lex = in.v.searchLexical(*in.lex, in.query, lexDepth, keep)
 		defer lex.Release()
 		e.m.stage.WithLabelValues(in.surface, "retrieve_lexical").Observe(time.Since(start).Seconds())
 	}
@@ -214,7 +214,7 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, s
 			c.ret.LexScore, c.ret.TitleShare = lex.Score(c.id), lex.TitleShare(c.id)
 		}
 		if in.vec != nil && !c.inDense {
-			c.ret.DenseScore = vek32.Dot(in.vec, g.index.Vector(c.id))
+			c.ret.DenseScore = vek32.Dot(in.vec, in.v.vector(c.id))
 		}
 		c.ret.Both = c.inLexical && c.inDense
 		if in.lex != nil {
@@ -249,7 +249,7 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, s
 	return cands
 }
 
-func lexLen(r *index.LexicalResult) int {
+func lexLen(r *lexResult) int {
 	if r == nil {
 		return 0
 	}
@@ -258,7 +258,7 @@ func lexLen(r *index.LexicalResult) int {
 
 // fuse sets each candidate's retrieval score: the one source's own score,
 // or the configured fusion of both.
-func (e *Engine) fuse(cands []candidate, mode string, lex *index.LexicalResult, dense []index.Hit) {
+func (e *Engine) fuse(cands []candidate, mode string, lex *lexResult, dense []index.Hit) {
 	rc := e.cfg.Retrieval
 	switch {
 	case mode == ModeDense || lex == nil:

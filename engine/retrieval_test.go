@@ -192,7 +192,7 @@ func TestEngine_Fuse(t *testing.T) {
 		c.inLexical, c.inDense = lexRank < 200, denseRank < 200
 		return c
 	}
-	lexHits := &index.LexicalResult{Hits: []index.LexicalHit{{ID: 0, Score: 10}, {ID: 1, Score: 5}}}
+	lexHits := &lexResult{Hits: []index.LexicalHit{{ID: 0, Score: 10}, {ID: 1, Score: 5}}}
 	dense := []index.Hit{{ID: 2, Score: 0.9}, {ID: 0, Score: 0.5}}
 	t.Run("rrf", func(t *testing.T) {
 		cands := []candidate{mk(0, 1, 10, 0.5), mk(1, 200, 5, 0.1), mk(200, 0, 0, 0.9)}

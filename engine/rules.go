@@ -37,11 +37,19 @@ func (in *stageInput) rulesEnv(now time.Time) *rules.Env {
 // the item and the user's age. The index calls it from the searching
 // goroutine only, so one Env serves the whole request.
 func (e *Engine) keep(g *Generation, in stageInput, env *rules.Env) index.Filter {
-	f := in.bound
-	cf := g.cols.compile(&in.filters)
+	f, v := in.bound, in.v
+	cf := g.cols.compile(&in.filters, v)
 	return func(id int32) bool {
 		if len(in.exclude) > 0 && in.exclude[id] {
 			return false
+		}
+		if e := v.entry(id); e != nil {
+			// Changed since the bundle: the rules judge the item as it is
+			// now (its remembered verdicts are the bundle item's).
+			if e.deleted || !cf.matchValues(e.cat, e.brand, e.item.Price) {
+				return false
+			}
+			return f.KeepChanged(&e.item, e.verdicts, env)
 		}
 		if !cf.match(id) {
 			return false
@@ -64,7 +72,7 @@ func (e *Engine) addPinned(g *Generation, in stageInput, hits []candidate, keep 
 		have[h.id] = true
 	}
 	for _, p := range pins {
-		id, ok := g.byID[p]
+		id, ok := in.v.lookup(p)
 		if !ok || have[id] || !keep(id) {
 			continue
 		}
@@ -73,7 +81,7 @@ func (e *Engine) addPinned(g *Generation, in stageInput, hits []candidate, keep 
 		c := candidate{id: id, exactID: id == in.exactID, seq: int32(len(hits)),
 			ret: rank.Retrieval{Rank: len(hits), LexRank: e.cfg.Retrieval.LexicalDepth, DenseRank: e.cfg.Retrieval.DenseDepth}}
 		if in.vec != nil {
-			c.ret.DenseScore = vek32.Dot(in.vec, g.index.Vector(id))
+			c.ret.DenseScore = vek32.Dot(in.vec, in.v.vector(id))
 		}
 		hits = append(hits, c)
 		have[id] = true
@@ -95,9 +103,9 @@ func (e *Engine) applyRules(g *Generation, hits []candidate, scores []float32, i
 	set := in.bound.Set()
 	div := set.HasDiversity()
 	for i, h := range hits {
-		cands[i] = rules.Candidate{Item: &g.items[h.id], Score: scores[i], Ref: i, Locked: h.exactID}
+		cands[i] = rules.Candidate{Item: in.v.item(h.id), Score: scores[i], Ref: i, Locked: h.exactID}
 		if div {
-			cands[i].Vec = g.index.Vector(h.id)
+			cands[i].Vec = in.v.vector(h.id)
 		}
 	}
 	out := set.Apply(cands, env, in.k)

@@ -39,4 +39,10 @@
 // were given; mapping them to catalog ids is the bundle's job. Indexes are
 // read-only after construction, so any number of goroutines may search one
 // concurrently.
+//
+// The live catalog's changes between rebuilds have two structures of their
+// own: Growing, an append-only HNSW (the same graph code) that one writer
+// extends while any number of goroutines search it without locks, and
+// Lexical.Delta, a small lexical index scored with its base's statistics
+// so its scores compare with the base's.
 package index

@@ -135,6 +135,14 @@ type Lexical struct {
 	impacts   []uint16
 	impOff    []uint64
 	pool      sync.Pool
+
+	// fieldLen sums each field's lengths over the documents (set by Tune),
+	// so a delta built on this index can normalise by its average length
+	// under any weights.
+	fieldLen [NumFields]float64
+	// base is set on a delta (see Delta): the statistics of the index it
+	// extends, which its idf and length normalisation use.
+	base *lexBase
 }
 
 // impactScale is the quantisation of a saturated frequency (always < 1).
@@ -368,6 +376,16 @@ func (x *Lexical) Tune(p LexicalParams) error {
 		}
 	}
 	avg := total / float64(x.n)
+	for f := range NumFields {
+		var sum float64
+		for _, l := range x.lens[f*x.n : (f+1)*x.n] {
+			sum += float64(l)
+		}
+		x.fieldLen[f] = sum
+	}
+	if x.base != nil {
+		avg = x.base.avgLen(p.Weights)
+	}
 	norm := dl // reused: from here on the length normalisation per document
 	for d := range norm {
 		r := 1.0
@@ -463,9 +481,14 @@ func (x *Lexical) term(t string) (int, bool) {
 }
 
 // idf is BM25's inverse document frequency in Lucene's non-negative form.
+// On a delta both counts are the base's alone, a term the base lacks
+// counting as held by one document (see Delta).
 func (x *Lexical) idf(t int) float64 {
-	df := float64(x.df[t])
-	return math.Log(1 + (float64(x.n)-df+0.5)/(df+0.5))
+	df, n := float64(x.df[t]), float64(x.n)
+	if x.base != nil {
+		df, n = float64(max(x.base.df[t], 1)), float64(x.base.n)
+	}
+	return math.Log(1 + (n-df+0.5)/(df+0.5))
 }
 
 // ItemField is an item's text in lexical field f; tags are joined by

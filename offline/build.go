@@ -3,6 +3,7 @@ package offline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/catalog/itemlog"
 	"github.com/recsys-dev/recsys/embed"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/internal/atomicfile"
@@ -25,6 +27,12 @@ type FeatureWriter interface {
 	WriteItems(ctx context.Context, version string, ids []string, rows [][]float32) error
 	MarkReady(ctx context.Context, version string) error
 	DeleteVersion(ctx context.Context, version string) error
+}
+
+// ItemChanges is the items topic as a build reads it (itemlog.Log).
+type ItemChanges interface {
+	End(ctx context.Context) (int64, error)
+	Replay(ctx context.Context, from, to int64, bad func(int64, error), fn func(itemlog.Change) error) error
 }
 
 // BuildOptions are the inputs of one build.
@@ -49,6 +57,10 @@ type BuildOptions struct {
 	// Features, when set, receives the item features at build time; when nil
 	// (embedded Redis) the server seeds its store from the bundle at load.
 	Features FeatureWriter
+	// Items, when set, is the items topic: its changes are folded into the
+	// catalog and the bundle records the offset it folded up to, from
+	// which servers replay it.
+	Items    ItemChanges
 	Progress io.Writer // human progress lines; nil for none
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -87,6 +99,10 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	p.done("%d items", len(items))
+	items, itemsOffset, err := foldItems(ctx, o, items, p)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
 
 	stage, err := bundle.Create(o.BundlesDir, bundle.NewVersion(now))
 	if err != nil {
@@ -99,7 +115,7 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 		}
 	}()
 	m := &bundle.Manifest{CreatedAt: now, CatalogSHA256: sum, CatalogSource: o.Catalog,
-		Items: len(items), IndexBackend: o.Index.Backend, Metrics: map[string]float64{}}
+		Items: len(items), IndexBackend: o.Index.Backend, Metrics: map[string]float64{}, ItemsOffset: itemsOffset}
 
 	if err := bundle.WriteItems(stage.Path(bundle.ItemsFile), items); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
@@ -302,4 +318,46 @@ func embedItems(ctx context.Context, modelPath string, cfg embed.EncoderConfig, 
 
 func writeJSON(path string, v any) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(v) })
+}
+
+// foldItems applies the items topic's changes to the catalog read from
+// the file. A topic that cannot be read leaves the catalog as the file has
+// it and the offset unset, so servers replay the whole topic: the changes
+// still reach them, only later.
+func foldItems(ctx context.Context, o BuildOptions, items []catalog.Item, p *progress) ([]catalog.Item, *int64, error) {
+	if o.Items == nil {
+		return items, nil, nil
+	}
+	p.step("fold the items topic into the catalog")
+	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	end, err := o.Items.End(ectx)
+	cancel()
+	if errors.Is(err, itemlog.ErrNoTopic) {
+		var zero int64
+		p.done("no items topic yet: nothing to fold")
+		return items, &zero, nil
+	}
+	if err != nil {
+		o.Logger.Warn("items topic unreachable: the bundle holds the catalog file as it is, and servers replay the whole topic", "error", err)
+		p.done("skipped: items topic unreachable")
+		return items, nil, nil
+	}
+	var changes []itemlog.Change
+	invalid := 0
+	err = o.Items.Replay(ctx, 0, end, func(off int64, err error) {
+		invalid++
+		o.Logger.Warn("skipping an invalid items-topic record", "offset", off, "error", err)
+	}, func(c itemlog.Change) error {
+		changes = append(changes, c)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("fold items topic: %w", err)
+	}
+	folded := itemlog.Fold(items, changes)
+	if err := catalog.Validate(folded); err != nil {
+		return nil, nil, fmt.Errorf("catalog with the items topic folded in: %w", err)
+	}
+	p.done("%d changes up to offset %d (%d invalid skipped): %d items", len(changes), end, invalid, len(folded))
+	return folded, &end, nil
 }

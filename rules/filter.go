@@ -180,6 +180,86 @@ func (b *Bound) Keep(id int32, env *Env) bool {
 	return len(b.byRequest) == 0 || r.eval(b.byRequest)
 }
 
+// Verdicts remembers the filter verdicts of one item that changed after
+// its catalog was bound, under one Bound's rule set: the verdict of the
+// item-only rules, taken when the change is applied, and, as requests ask,
+// those of the rules that also read user.age, per age. It is what a Bound
+// keeps for its own items, for an item it does not hold; safe for
+// concurrent use like a Bound.
+type Verdicts struct {
+	set      *Set
+	pass     bool
+	ageKnown [ageWords]atomic.Uint64
+	agePass  [ageWords]atomic.Uint64
+}
+
+// ageWords hold one bit per cached age.
+const ageWords = (MaxCachedAge + 64) / 64
+
+// Verdicts evaluates it's item-only rules for a new Verdicts. env is
+// overwritten.
+func (b *Bound) Verdicts(it *catalog.Item, env *Env) *Verdicts {
+	if b == nil {
+		return nil
+	}
+	v := &Verdicts{set: b.set, pass: true}
+	if len(b.byItem) > 0 {
+		r := run{b: b, env: env, item: it}
+		v.pass = r.eval(b.byItem)
+		r.done()
+	}
+	return v
+}
+
+// KeepChanged is Keep for an item changed since the bind, as it is now,
+// with the verdicts remembered for it (nil, or taken under another set:
+// every rule is evaluated). env's item is overwritten.
+func (b *Bound) KeepChanged(it *catalog.Item, v *Verdicts, env *Env) bool {
+	if b == nil || len(b.set.filters) == 0 {
+		return true
+	}
+	if v == nil || v.set != b.set {
+		r := run{b: b, env: env, item: it}
+		defer r.done()
+		return r.eval(b.byItem) && r.eval(b.byAge) && r.eval(b.byRequest)
+	}
+	if !v.pass {
+		return false
+	}
+	// The remembered age verdict first: retrieval asks about thousands of
+	// items a request, most of them answered without an evaluation.
+	ageDone := len(b.byAge) == 0
+	age := env.User.Age
+	if !ageDone && age >= 0 && age <= MaxCachedAge {
+		w, bit := age/64, uint64(1)<<(age%64)
+		if v.ageKnown[w].Load()&bit != 0 {
+			if v.agePass[w].Load()&bit == 0 {
+				return false
+			}
+			ageDone = true
+		}
+	}
+	if ageDone && len(b.byRequest) == 0 {
+		return true
+	}
+	r := run{b: b, env: env, item: it}
+	defer r.done()
+	if !ageDone {
+		ok := r.eval(b.byAge)
+		if age >= 0 && age <= MaxCachedAge {
+			w, bit := age/64, uint64(1)<<(age%64)
+			if ok {
+				v.agePass[w].Or(bit)
+			}
+			v.ageKnown[w].Or(bit)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return len(b.byRequest) == 0 || r.eval(b.byRequest)
+}
+
 // run is one Keep call's evaluation state: the env pointed at the item
 // and a VM, taken only when a verdict is not remembered (the VM only for a
 // rule not compiled to Go).
@@ -189,11 +269,16 @@ type run struct {
 	env   *Env
 	m     *vm.VM
 	bound bool
+	item  *catalog.Item // evaluated instead of items[id] when set
 }
 
 func (r *run) eval(rules []int) bool {
 	if !r.bound {
-		r.env.SetItem(&r.b.items[r.id])
+		if r.item != nil {
+			r.env.SetItem(r.item)
+		} else {
+			r.env.SetItem(&r.b.items[r.id])
+		}
 		r.bound = true
 	}
 	for _, i := range rules {

@@ -71,6 +71,8 @@ func testCatalog(n int) []catalog.Item {
 // evaluating every rule (Set.Keep) gives, on first sight of an item and
 // after, from many goroutines at once.
 func TestBound_MatchesSet(t *testing.T) {
+	// The item-only rules must not depend on time for a verdict taken at
+	// one time to hold at another: they do not (classify says so).
 	s := mustCompile(t, Config{Filters: []FilterRule{
 		{Name: "available", Expr: "item.available"},
 		{Name: "child-no-metal", Expr: childRule},
@@ -83,6 +85,10 @@ func TestBound_MatchesSet(t *testing.T) {
 	b := s.Bind(items)
 	if i, a, r := b.Classes(); i != 2 || a != 2 || r != 2 {
 		t.Fatalf("classes item %d, age %d, request %d; want 2 each", i, a, r)
+	}
+	verdicts := make([]*Verdicts, len(items))
+	for i := range items {
+		verdicts[i] = b.Verdicts(&items[i], NewEnv("", 0, "", now))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -98,8 +104,21 @@ func TestBound_MatchesSet(t *testing.T) {
 				env, ref := NewEnv("u", age, q, at), NewEnv("u", age, q, at)
 				for id := range items {
 					ref.SetItem(&items[id])
-					if got, want := b.Keep(int32(id), env), s.Keep(ref); got != want {
+					want := s.Keep(ref)
+					if got := b.Keep(int32(id), env); got != want {
 						errs <- fmt.Errorf("item %d age %d query %q: Bound %v, Set %v", id, age, q, got, want)
+						return
+					}
+					// The paths for an item changed since the bind:
+					// without remembered verdicts, and with them (shared
+					// by the goroutines, as a live catalog's are).
+					it := &items[id]
+					if got := b.KeepChanged(it, nil, env); got != want {
+						errs <- fmt.Errorf("item %d age %d query %q: KeepChanged without verdicts %v, Set %v", id, age, q, got, want)
+						return
+					}
+					if got := b.KeepChanged(it, verdicts[id], env); got != want {
+						errs <- fmt.Errorf("item %d age %d query %q: KeepChanged %v, Set %v", id, age, q, got, want)
 						return
 					}
 				}

@@ -21,7 +21,8 @@ import (
 )
 
 const benchServeSynopsis = "bench serve --url URL [--surface search|recommend] (--rate R --duration D | --find-max --p99 20ms | " +
-	"--rate R --overload 2 [--baseline 10s --overload-for 30s --recover-for 30s]) [--items N --users N --seed S] [--retrieval MODE] [--max-inflight N]"
+	"--rate R --overload 2 [--baseline 10s --overload-for 30s --recover-for 30s] | --rate R --item-updates U [--admin-url URL --text-share S --pairs N]) " +
+	"[--items N --users N --seed S] [--retrieval MODE] [--max-inflight N]"
 
 // loadResult is one fixed-rate run as a client and the server saw it.
 type loadResult struct {
@@ -57,6 +58,11 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	baseline := fs.Duration("baseline", 10*time.Second, "the normal load before an overload")
 	overloadFor := fs.Duration("overload-for", 30*time.Second, "how long the overload lasts")
 	recoverFor := fs.Duration("recover-for", 30*time.Second, "the normal load after an overload")
+	itemUpdates := fs.Float64("item-updates", 0, "item changes per second posted to --admin-url/admin/items during every other run (A B A B pairs): "+
+		"reports each run and the p99 each pair's updates cost")
+	adminURL := fs.String("admin-url", "http://127.0.0.1:8081", "the admin API, for --item-updates")
+	textShare := fs.Float64("text-share", 0.01, "share of --item-updates that change a text (half new items, half re-described): embedded and indexed")
+	pairs := fs.Int("pairs", 2, "A B pairs with --item-updates")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +98,9 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if len(parts) > 0 {
 			fmt.Fprintf(stdout, "%8s mean ms per stage: %s\n", "", strings.Join(parts, ", "))
 		}
+	}
+	if *itemUpdates > 0 {
+		return updatePairs(ctx, stdout, client, *url, *adminURL, *itemUpdates, *textShare, *items, *pairs, *rate, run, print)
 	}
 	if *overload > 0 {
 		return overloadRun(ctx, stdout, client, *url, target, body, *rate, *overload, []time.Duration{*baseline, *overloadFor, *recoverFor}, *inflight)
@@ -301,7 +310,8 @@ func scrape(ctx context.Context, client *http.Client, base string) (map[string]f
 			continue
 		}
 		switch {
-		case name == "process_cpu_seconds_total", name == "go_memstats_mallocs_total", name == "go_memstats_alloc_bytes_total":
+		case name == "process_cpu_seconds_total", name == "go_memstats_mallocs_total", name == "go_memstats_alloc_bytes_total",
+			name == "recsys_items_offset", name == "recsys_items_apply_lag_seconds_sum", name == "recsys_items_apply_lag_seconds_count":
 			out[name] = v
 		case strings.HasPrefix(name, "recsys_feedback_consumer_lag{"):
 			out["lag"] += v

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/recsys-dev/recsys/catalog/itemlog"
 	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/offline"
 	"github.com/recsys-dev/recsys/rank"
@@ -34,6 +37,12 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opts.Progress, opts.Logger = stdout, log
+	items, closeItems, err := openBuildItems(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeItems()
+	opts.Items = items
 	if cfg.Redis.Addr != "" {
 		// A real store: write features now, so servers find them at load.
 		client, err := rank.NewRedisClient(cfg.Redis)
@@ -83,4 +92,29 @@ func rulesYAML(cfg *config.Config) ([]byte, error) {
 	c := cfg.Rules
 	c.File, c.ReloadEvery = "", 0
 	return yaml.Marshal(c)
+}
+
+// openBuildItems opens the items topic a build folds in (nil with
+// kafka.items_topic empty). With kafka.brokers empty it reads the embedded
+// broker's log: the running serve's broker when serve holds it, else one
+// started for the build.
+func openBuildItems(cfg *config.Config, log *slog.Logger) (offline.ItemChanges, func(), error) {
+	if cfg.Kafka.ItemsTopic == "" {
+		return nil, func() {}, nil
+	}
+	kcfg := cfg.Kafka.Config
+	stop := func() {}
+	if len(kcfg.Brokers) == 0 {
+		addrs, closeFn, err := eventlog.Embedded(cfg.Embedded.Kafka, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("items topic: %w", err)
+		}
+		kcfg.Brokers, stop = addrs, closeFn
+	}
+	l, err := itemlog.Open(kcfg, cfg.Kafka.ItemsTopic, log)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return l, func() { l.Close(); stop() }, nil
 }

@@ -53,6 +53,8 @@ func TestCheckConfig(t *testing.T) {
 		{"public admin with an admin key", "server:\n  admin_addr: 0.0.0.0:8081\n  auth:\n    keys:\n      - {name: ops, sha256: " + strings.Repeat("ab", 32) + ", scopes: [admin]}\n", nil},
 		{"bad rules file", "rules:\n  file: BAD\n", []string{"bad.yaml", "business[0].max: must be > 0"}},
 		{"missing rules file", "rules:\n  file: /nonexistent/rules.yaml\n", []string{"rules.file", "no such file"}},
+		{"items topic is the events topic", "kafka:\n  items_topic: recsys.events\n", []string{"kafka.items_topic: must differ from topic"}},
+		{"bad live share", "engine:\n  live:\n    rebuild_share: 0\n", []string{"engine.live.rebuild_share: must be in (0, 10]"}},
 	}
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")

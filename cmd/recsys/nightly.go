@@ -186,6 +186,12 @@ func (p *pipeline) run(ctx context.Context, cfg *config.Config, cfgPath, golden 
 			return "", err
 		}
 		o.Hold, o.Logger = true, log
+		items, closeItems, err := openBuildItems(cfg, log)
+		if err != nil {
+			return "", err
+		}
+		defer closeItems()
+		o.Items = items
 		m, err := offline.Build(ctx, o)
 		if err != nil {
 			return "", err

@@ -23,6 +23,7 @@ import (
 
 	"github.com/recsys-dev/recsys/api"
 	"github.com/recsys-dev/recsys/bundle"
+	"github.com/recsys-dev/recsys/catalog/itemlog"
 	"github.com/recsys-dev/recsys/config"
 	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/feedback/counters"
@@ -81,7 +82,9 @@ type Server struct {
 	reloadMu sync.Mutex // one reload at a time: SIGHUP, poll and admin
 	producer *eventlog.Producer
 	sink     *eventlog.Sink
-	closers  []func()
+	// items is the items topic (nil with kafka.items_topic empty).
+	items   *itemlog.Log
+	closers []func()
 }
 
 // Open starts the dependencies (embedded ones when no address is
@@ -170,6 +173,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 	if cfg.Rank.ItemFeatures == rank.ItemFeaturesStore {
 		deps.Features, deps.Seeder = store, store
 	}
+	if err := s.openItems(ctx, kcfg); err != nil {
+		return nil, err
+	}
+	if s.items != nil {
+		deps.Items = s.items
+	}
 	s.Engine, err = engine.New(cfg.Engine, deps)
 	if err != nil {
 		return nil, err
@@ -197,6 +206,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	s.goBackground(s.Engine.Run)
+	s.goBackground(s.Engine.RunItems)
 	if err := s.openPprof(); err != nil {
 		return nil, err
 	}
@@ -223,6 +233,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server,
 			{Name: "kafka", Fn: s.producer.Ping, Degrades: s.sink.HasSpool()},
 			// A refused rules file leaves the previous rules serving.
 			{Name: "rules", Fn: s.rulesReady, Degrades: true},
+			// A replica still applying the item changes written before it
+			// started would serve sold-out or deleted items: not ready.
+			// One that cannot reach the items topic serves what it has.
+			{Name: "items", Fn: s.Engine.ItemsReady},
+			{Name: "items_topic", Fn: s.Engine.ItemsReachable, Degrades: true},
 		},
 	})
 	if err != nil {
@@ -251,6 +266,7 @@ func (s *Server) openAdmin() error {
 			return before, s.Engine.Current(), err
 		},
 		Live:   s.Engine.Current,
+		Items:  s.itemsAdmin(),
 		Logger: s.log,
 		Keys:   s.keys,
 		// The admin listener's own bounds: slow headers and bodies are cut
@@ -267,6 +283,38 @@ func (s *Server) openAdmin() error {
 	ln := s.adminLn
 	s.closers = append(s.closers, func() { ln.Close() })
 	return nil
+}
+
+// openItems opens the items topic (kafka.items_topic) and creates it when
+// missing. An unreachable Kafka does not stop the start: the bundle's
+// catalog serves, /readyz says the topic is unreachable, and the applier
+// catches up when it answers.
+func (s *Server) openItems(ctx context.Context, kcfg eventlog.Config) error {
+	if s.cfg.Kafka.ItemsTopic == "" {
+		s.log.Warn("kafka.items_topic is empty: the live catalog is off, items change only with a rebuild")
+		return nil
+	}
+	l, err := itemlog.Open(kcfg, s.cfg.Kafka.ItemsTopic, s.log)
+	if err != nil {
+		return err
+	}
+	s.items = l
+	s.closers = append(s.closers, l.Close)
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.Kafka.WithDefaults().ProduceTimeout)
+	defer cancel()
+	if err := l.Ensure(tctx); err != nil {
+		s.log.Warn("items topic not created (Kafka unreachable?): the live catalog waits for it", "topic", l.Topic(), "error", err)
+	}
+	return nil
+}
+
+// itemsAdmin is what the admin item routes need (nil: the live catalog
+// is off).
+func (s *Server) itemsAdmin() *api.ItemsDeps {
+	if s.items == nil {
+		return nil
+	}
+	return &api.ItemsDeps{Write: s.items.Write, End: s.items.End, Get: s.Engine.Item, Applied: s.Engine.ItemsOffset}
 }
 
 // openPprof serves net/http/pprof on server.pprof_addr (loopback only,

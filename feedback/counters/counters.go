@@ -102,7 +102,7 @@ const commitTimeout = 5 * time.Second
 // Run consumes until ctx ends. Transient Kafka and Redis errors are logged
 // and retried; the uncommitted batch is then re-read.
 func (c *Updater) Run(ctx context.Context) error {
-	opts, err := c.cfg.ClientOpts(
+	cl, err := c.cfg.NewClient(
 		kgo.ClientID(c.cfg.ClientID+"-counters"),
 		kgo.ConsumerGroup(c.ccfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
@@ -115,10 +115,6 @@ func (c *Updater) Run(ctx context.Context) error {
 	)
 	if err != nil {
 		return err
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("new kafka client: %w", err)
 	}
 	defer cl.Close()
 	failures := 0

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -106,8 +107,38 @@ func StartBroker(cfg BrokerConfig, logger *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("start embedded kafka broker: %w", err)
 	}
 	b := &Broker{c: c, unlock: unlock}
+	if cfg.DataDir != "" {
+		// Other commands of this machine (build, train) find the running
+		// broker here while it holds the directory.
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, addrFile), []byte(strings.Join(b.Addrs(), ",")+"\n"), 0o644); err != nil {
+			logger.Warn("write the embedded broker's address file", "error", err)
+		}
+	}
 	logger.Info("embedded kafka broker started", "addrs", b.Addrs(), "data_dir", cfg.DataDir)
 	return b, nil
+}
+
+// addrFile, in the data dir, holds the running embedded broker's
+// addresses.
+const addrFile = "broker.addr"
+
+// Embedded returns the addresses of the embedded broker of cfg: one
+// started here (close stops it) when no other process holds the data dir,
+// else the one that process runs (serve), read from its address file.
+func Embedded(cfg BrokerConfig, logger *slog.Logger) (addrs []string, closeFn func(), err error) {
+	b, err := StartBroker(cfg, logger)
+	if err == nil {
+		return b.Addrs(), func() { b.Close() }, nil
+	}
+	if !errors.Is(err, errDirLocked) {
+		return nil, nil, err
+	}
+	raw, rerr := os.ReadFile(filepath.Join(cfg.DataDir, addrFile))
+	if rerr != nil {
+		return nil, nil, fmt.Errorf("%w; and its address: %w", err, rerr)
+	}
+	addrs = strings.Split(strings.TrimSpace(string(raw)), ",")
+	return addrs, func() {}, nil
 }
 
 // Addrs returns the broker's listen addresses, for Config.Brokers.

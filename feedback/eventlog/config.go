@@ -145,6 +145,9 @@ func checkHostPort(s string) error {
 
 // checkTopicName applies Kafka's own rules so that a typo fails at startup
 // rather than as a broker error on the first request.
+// CheckTopicName reports why t cannot name a Kafka topic, or nil.
+func CheckTopicName(t string) error { return checkTopicName(t) }
+
 func checkTopicName(t string) error {
 	if t == "." || t == ".." {
 		return errors.New(`must not be "." or ".."`)

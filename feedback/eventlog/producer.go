@@ -83,7 +83,7 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 			}
 		}
 	}
-	opts, err := cfg.ClientOpts(
+	cl, err := cfg.NewClient(
 		kgo.ClientID(cfg.ClientID),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -94,10 +94,6 @@ func NewProducer(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*P
 	)
 	if err != nil {
 		return nil, err
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("new kafka client: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Producer{cl: cl, cfg: cfg, logger: logger, m: m, asyncCtx: ctx, asyncCancel: cancel}, nil

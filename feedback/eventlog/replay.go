@@ -46,13 +46,9 @@ func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead 
 	}
 	cfg = cfg.WithDefaults()
 	kl := kgo.WithLogger(kgoLogger{logger.With("component", "kafka-replay")})
-	opts, err := cfg.ClientOpts(kgo.ClientID(cfg.ClientID), kl)
+	admin, err := cfg.NewClient(kgo.ClientID(cfg.ClientID), kl)
 	if err != nil {
 		return stats, err
-	}
-	admin, err := kgo.NewClient(opts...)
-	if err != nil {
-		return stats, fmt.Errorf("new kafka client: %w", err)
 	}
 	bounds, err := replayBounds(ctx, admin, cfg.Topic, r)
 	admin.Close()
@@ -78,17 +74,13 @@ func Replay(ctx context.Context, cfg Config, r Range, logger *slog.Logger, dead 
 
 func replayPartition(ctx context.Context, cfg Config, p int32, start, end int64, kl kgo.Opt, stats *ReadStats,
 	logger *slog.Logger, dead func(DeadLetter), fn func(feedback.Event, *kgo.Record) error) error {
-	opts, err := cfg.ClientOpts(
+	cl, err := cfg.NewClient(
 		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {p: kgo.NewOffset().At(start)}}),
 		kl,
 	)
 	if err != nil {
 		return err
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("new kafka client: %w", err)
 	}
 	defer cl.Close()
 	next := start

@@ -86,3 +86,16 @@ func (c Config) ClientOpts(more ...kgo.Opt) ([]kgo.Opt, error) {
 // TLSConfig is the client's TLS, for the package's own tests and for
 // callers that build a kafka client outside ClientOpts.
 type TLSConfig = tlsfiles.Config
+
+// NewClient is a Kafka client with ClientOpts(more...).
+func (c Config) NewClient(more ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.ClientOpts(more...)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new kafka client: %w", err)
+	}
+	return cl, nil
+}

@@ -68,9 +68,20 @@ func (c Config) plan(brokers int) (replication, minISR int) {
 }
 
 // ensureTopic creates topic when missing, with the planned durability
-// settings and the configured retention, and reports what the topic's
-// settings (new or existing) mean.
+// settings and the configured retention and partitions.
 func ensureTopic(ctx context.Context, cl *kgo.Client, cfg Config, topic string) error {
+	var extra map[string]string
+	if cfg.Retention > 0 {
+		extra = map[string]string{"retention.ms": strconv.FormatInt(cfg.Retention.Milliseconds(), 10)}
+	}
+	return CreateTopic(ctx, cl, cfg, topic, cfg.Partitions, extra)
+}
+
+// CreateTopic creates topic when missing with the durability cfg plans
+// (replication, min.insync.replicas, no unclean leader election), the
+// given partition count (0: the broker's default) and further topic
+// configs (e.g. cleanup.policy). An existing topic is left as it is.
+func CreateTopic(ctx context.Context, cl *kgo.Client, cfg Config, topic string, partitions int, extra map[string]string) error {
 	adm := kadm.NewClient(cl)
 	if dl, ok := ctx.Deadline(); ok {
 		adm.SetTimeoutMillis(int32(max(time.Until(dl).Milliseconds(), 1)))
@@ -84,14 +95,14 @@ func ensureTopic(ctx context.Context, cl *kgo.Client, cfg Config, topic string) 
 		"min.insync.replicas":            kadm.StringPtr(strconv.Itoa(minISR)),
 		"unclean.leader.election.enable": kadm.StringPtr("false"),
 	}
-	if cfg.Retention > 0 {
-		configs["retention.ms"] = kadm.StringPtr(strconv.FormatInt(cfg.Retention.Milliseconds(), 10))
+	for k, v := range extra {
+		configs[k] = kadm.StringPtr(v)
 	}
-	partitions := int32(-1)
-	if cfg.Partitions > 0 {
-		partitions = int32(cfg.Partitions)
+	parts := int32(-1)
+	if partitions > 0 {
+		parts = int32(partitions)
 	}
-	resp, err := adm.CreateTopics(ctx, partitions, int16(replication), configs, topic)
+	resp, err := adm.CreateTopics(ctx, parts, int16(replication), configs, topic)
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
