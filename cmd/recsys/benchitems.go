@@ -34,23 +34,15 @@ type itemUpdater struct {
 // updateTick is how often a batch leaves.
 const updateTick = 10 * time.Millisecond
 
-// run posts until ctx ends.
-func (u *itemUpdater) run(ctx context.Context, seed uint64) {
+// batches prepares n batch bodies (each with its operation count) before
+// a run, so the client spends the run posting, not encoding: it shares
+// the machine with the server it measures.
+func (u *itemUpdater) batches(n int, seed uint64) (bodies [][]byte, ops []int) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	words := strings.Fields("amber velvet quantum harbor maple cobalt lantern prism tundra orchid nimbus saffron")
 	per := max(1, int(u.rate*updateTick.Seconds()))
-	t := time.NewTicker(updateTick)
-	defer t.Stop()
-	inflight := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ops := make([]map[string]any, 0, per)
+	for range n {
+		batch := make([]map[string]any, 0, per)
 		seen := map[string]bool{}
 		for range per {
 			id := world.ItemID(rng.IntN(u.items))
@@ -61,25 +53,44 @@ func (u *itemUpdater) run(ctx context.Context, seed uint64) {
 			switch x := rng.Float64(); {
 			case x < u.textShare/2:
 				u.next++
-				ops = append(ops, map[string]any{"op": "put", "id": fmt.Sprintf("bench-new-%d-%d", seed, u.next), "item": map[string]any{
+				batch = append(batch, map[string]any{"op": "put", "id": fmt.Sprintf("bench-new-%d-%d", seed, u.next), "item": map[string]any{
 					"title": words[rng.IntN(len(words))] + " " + words[rng.IntN(len(words))] + " bench item", "price": 10,
 					"created_at": time.Now().UTC().Format(time.RFC3339)}})
 			case x < u.textShare:
-				ops = append(ops, map[string]any{"op": "patch", "id": id, "fields": map[string]any{
+				batch = append(batch, map[string]any{"op": "patch", "id": id, "fields": map[string]any{
 					"description": "now also " + words[rng.IntN(len(words))]}})
 			case x < u.textShare+0.1:
 				// Stock comes and goes at the world's own rate (95% in
 				// stock), so the catalog's share of available items holds.
-				ops = append(ops, map[string]any{"op": "patch", "id": id, "fields": map[string]any{"available": rng.Float64() < 0.95}})
+				batch = append(batch, map[string]any{"op": "patch", "id": id, "fields": map[string]any{"available": rng.Float64() < 0.95}})
 			default:
-				ops = append(ops, map[string]any{"op": "patch", "id": id, "fields": map[string]any{"price": float64(rng.IntN(20000)) / 100}})
+				batch = append(batch, map[string]any{"op": "patch", "id": id, "fields": map[string]any{"price": float64(rng.IntN(20000)) / 100}})
 			}
 		}
-		b, _ := json.Marshal(map[string]any{"ops": ops})
-		// A batch with patches waits until the server applied the ones
-		// before it, longer than a tick: several are in flight, so the
-		// rate holds (changes to one item may then land out of order,
-		// which a benchmark does not mind).
+		b, _ := json.Marshal(map[string]any{"ops": batch})
+		bodies, ops = append(bodies, b), append(ops, len(batch))
+	}
+	return bodies, ops
+}
+
+// run posts the prepared batches, one every updateTick, until they or ctx
+// end.
+func (u *itemUpdater) run(ctx context.Context, bodies [][]byte, ops []int) {
+	t := time.NewTicker(updateTick)
+	defer t.Stop()
+	// A batch with patches waits until the server applied the ones
+	// before it, longer than a tick: several are in flight, so the rate
+	// holds (changes to one item may then land out of order, which a
+	// benchmark does not mind).
+	inflight := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range bodies {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		select {
 		case inflight <- struct{}{}:
 		default:
@@ -89,7 +100,7 @@ func (u *itemUpdater) run(ctx context.Context, seed uint64) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-inflight; wg.Done() }()
-			u.post(ctx, b, len(ops))
+			u.post(ctx, bodies[i], ops[i])
 		}()
 	}
 }
@@ -120,7 +131,7 @@ func (u *itemUpdater) post(ctx context.Context, body []byte, n int) {
 // posted at updates per second, and reports what the changes cost: each
 // pair's p99 difference, the changes the server applied and their lag.
 func updatePairs(ctx context.Context, stdout io.Writer, client *http.Client, base, admin string, updates, textShare float64, items, pairs int,
-	rate float64, run func(float64) (loadResult, error), print func(loadResult)) error {
+	rate float64, duration time.Duration, run func(float64) (loadResult, error), print func(loadResult)) error {
 	if updates <= 0 || textShare < 0 || textShare > 1 || pairs < 1 {
 		return fmt.Errorf("bench serve: --item-updates must be > 0, --text-share in [0, 1], --pairs >= 1")
 	}
@@ -137,9 +148,10 @@ func updatePairs(ctx context.Context, stdout io.Writer, client *http.Client, bas
 			return err
 		}
 		u := &itemUpdater{client: client, url: strings.TrimRight(admin, "/") + "/admin/items", rate: updates, textShare: textShare, items: items}
+		bodies, ops := u.batches(int(duration/updateTick)+1, uint64(p+1))
 		uctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); u.run(uctx, uint64(p+1)) }()
+		go func() { defer close(done); u.run(uctx, bodies, ops) }()
 		start := time.Now()
 		fmt.Fprintf(stdout, "pair %d, B: %.0f requests/s with %.0f item changes/s (%.1f%% text changes)\n", p+1, rate, updates, 100*textShare)
 		b, err := run(rate)

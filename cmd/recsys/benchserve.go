@@ -100,7 +100,7 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	if *itemUpdates > 0 {
-		return updatePairs(ctx, stdout, client, *url, *adminURL, *itemUpdates, *textShare, *items, *pairs, *rate, run, print)
+		return updatePairs(ctx, stdout, client, *url, *adminURL, *itemUpdates, *textShare, *items, *pairs, *rate, *duration, run, print)
 	}
 	if *overload > 0 {
 		return overloadRun(ctx, stdout, client, *url, target, body, *rate, *overload, []time.Duration{*baseline, *overloadFor, *recoverFor}, *inflight)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,5 +80,17 @@ func TestBenchServe(t *testing.T) {
 	}
 	if n := len(regexp.MustCompile(`(?m)^\s+\d+ (normal|overload|recovery)\s`).FindAllString(out, -1)); n != 7 {
 		t.Errorf("%d per-second rows, want 7:\n%s", n, out)
+	}
+
+	// Item changes during every other run: the server applies them (its
+	// offset moves by what was accepted) and the pair's cost is reported.
+	before := srv.Engine.ItemsOffset()
+	out = run("--rate", "20", "--duration", "1s", "--item-updates", "500", "--text-share", "0.1", "--pairs", "1", "--admin-url", "http://"+srv.AdminAddr)
+	m := regexp.MustCompile(`pair 1: (\d+) changes accepted \(\d+/s\), (\d+) applied, mean apply lag [\d.]+ ms, 0 batches failed; p99 [+-][\d.]+ ms with changes`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" || m[1] != m[2] {
+		t.Fatalf("no pair report with every accepted change applied:\n%s", out)
+	}
+	if got := srv.Engine.ItemsOffset() - before; fmt.Sprint(got) != m[1] {
+		t.Errorf("server offset moved by %d, report says %s accepted", got, m[1])
 	}
 }
