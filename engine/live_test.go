@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 type memItems struct {
 	mu      sync.Mutex
 	changes []itemlog.Change
+	down    bool // End fails, Follow waits
 }
 
 func (m *memItems) write(cs ...itemlog.Change) []itemlog.Change {
@@ -33,6 +35,9 @@ func (m *memItems) write(cs ...itemlog.Change) []itemlog.Change {
 func (m *memItems) End(context.Context) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return 0, errors.New("connection refused")
+	}
 	return int64(len(m.changes)), nil
 }
 
@@ -51,7 +56,10 @@ func (m *memItems) Replay(_ context.Context, from, to int64, _ func(int64, error
 func (m *memItems) Follow(ctx context.Context, from int64, _ func(int64, error), fn func([]itemlog.Change, int64) error) error {
 	for ctx.Err() == nil {
 		m.mu.Lock()
-		cs := slices.Clone(m.changes[from:])
+		var cs []itemlog.Change
+		if !m.down {
+			cs = slices.Clone(m.changes[from:])
+		}
 		m.mu.Unlock()
 		if len(cs) > 0 {
 			from += int64(len(cs))
@@ -384,4 +392,40 @@ func TestLive_FeaturesReachTheStore(t *testing.T) {
 	if got := feature(res, res.Items[0], "log_popularity"); math.Abs(float64(got)-math.Log1p(41)) > 1e-6 {
 		t.Errorf("ranker saw log_popularity %v, want %v", got, math.Log1p(41))
 	}
+}
+
+// The follower applies what is written, and readiness tells a quiet
+// topic from an unreachable one: the live catalog's staleness is never
+// silent.
+func TestLive_RunItemsAndReadiness(t *testing.T) {
+	defer func(d time.Duration) { itemsWatch = d }(itemsWatch)
+	itemsWatch = 10 * time.Millisecond
+	log := &memItems{}
+	items := testItems()
+	j1 := items[2]
+	j1.Available = false
+	log.write(upsert(j1)) // before the start: applied before the bundle goes live
+	e, _ := liveEngine(t, log)
+	if got := search(t, e, "jazz", ModeLexical, Filters{}); has(got, "j1") {
+		t.Fatalf("a change written before the start is not live at load: %v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.RunItems(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := e.ItemsReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	log.write(del("j2"))
+	waitFor(t, "the follower to apply a delete", func() bool { return !e.Has("j2") })
+
+	log.mu.Lock()
+	log.down = true
+	log.mu.Unlock()
+	waitFor(t, "readiness to report the topic unreachable", func() bool { return e.ItemsReachable(ctx) != nil })
+	log.mu.Lock()
+	log.down = false
+	log.mu.Unlock()
+	waitFor(t, "readiness to recover", func() bool { return e.ItemsReachable(ctx) == nil })
 }

@@ -501,6 +501,7 @@ func (e *Engine) RunItems(ctx context.Context) error {
 		}
 		sleepCtx(ctx, min(time.Duration(attempt+1)*time.Second, 10*time.Second))
 	}
+	go e.watchItems(ctx)
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		from := e.itemsNext.Load()
 		if from < 0 {
@@ -521,6 +522,40 @@ func (e *Engine) RunItems(ctx context.Context) error {
 		sleepCtx(ctx, min(time.Duration(attempt+1)*time.Second, 10*time.Second))
 	}
 	return nil
+}
+
+// itemsWatch is how often the topic's end is read to tell a quiet topic
+// from an unreachable one (the follower cannot: it waits either way).
+var itemsWatch = 5 * time.Second // a variable for tests
+
+// watchItems reads the topic's end every itemsWatch until ctx ends:
+// readiness says when it cannot, and recsys_items_lag_records how far the
+// live catalog trails it.
+func (e *Engine) watchItems(ctx context.Context) {
+	t := time.NewTicker(itemsWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wctx, cancel := context.WithTimeout(ctx, itemsWatch/2)
+		end, err := e.deps.Items.End(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if e.itemsUnreachable.Swap(false) {
+				e.log.Info("items topic reachable again")
+			}
+			e.m.itemsLagRecords.Set(float64(max(end-e.ItemsOffset(), 0)))
+		case errors.Is(err, itemlog.ErrNoTopic) || ctx.Err() != nil:
+		default:
+			if !e.itemsUnreachable.Swap(true) {
+				e.log.Warn("items topic unreachable: item changes written meanwhile are applied when it answers", "error", err)
+			}
+		}
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -35,6 +35,7 @@ type metrics struct {
 	itemsInserted   prometheus.Gauge
 	itemsChanged    prometheus.Gauge
 	itemsRebuildDue prometheus.Gauge
+	itemsLagRecords prometheus.Gauge
 }
 
 // indexCollector reports the live index's search strategy counters. They
@@ -150,6 +151,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "recsys_items_changed_since_build",
 			Help: "Items whose live version differs from the live bundle's (changed, added or deleted).",
 		}),
+		itemsLagRecords: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "recsys_items_lag_records",
+			Help: "Items-topic records written but not yet applied by this replica (read every 5 s).",
+		}),
 		itemsRebuildDue: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "recsys_items_rebuild_due",
 			Help: "1 when the items embedded since the bundle exceed engine.live.rebuild_share of it: time to rebuild.",
@@ -157,7 +162,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.stage, m.degraded, m.loads, m.bundle, m.explored, m.seeds, m.counterCache, m.ruleEffects, m.ruleDrops, m.explainable,
-			m.itemsApplied, m.itemsFailed, m.itemsLag, m.itemsOffset, m.itemsTombstones, m.itemsInserted, m.itemsChanged, m.itemsRebuildDue} {
+			m.itemsApplied, m.itemsFailed, m.itemsLag, m.itemsOffset, m.itemsTombstones, m.itemsInserted, m.itemsChanged, m.itemsRebuildDue,
+			m.itemsLagRecords} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("engine metrics: %w", err)
 			}
