@@ -98,12 +98,19 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 	w := g.writer
 	nv := *v
 	tw := newTableWriter(v.over)
-	nv.added, nv.cats, nv.brands = maps.Clone(v.added), maps.Clone(v.cats), maps.Clone(v.brands)
-	if nv.added == nil {
-		nv.added = map[string]int32{}
+	// The maps of new ids and names are shared with the published view
+	// until the batch adds to them.
+	cloned := false
+	cloneNames := func() {
+		if !cloned {
+			cloned = true
+			nv.added, nv.cats, nv.brands = maps.Clone(v.added), maps.Clone(v.cats), maps.Clone(v.brands)
+			if nv.added == nil {
+				nv.added = map[string]int32{}
+			}
+		}
 	}
-	// The changes' entries, latest per item; embed lists the items whose
-	// new text needs a vector, in the order they were changed.
+	// entries are the batch's changes, the latest per item.
 	entries := map[int32]*liveItem{}
 	// embed are the changes whose text needs a vector, in offset order;
 	// each gets the next delta-graph node when the change is read, so the
@@ -154,13 +161,14 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 			e.m.itemsApplied.WithLabelValues("delete").Inc()
 		case itemlog.OpUpsert:
 			if !known {
+				cloneNames()
 				id = nv.n
 				nv.n++
 				nv.added[c.ID] = id
 			}
 			ent := &liveItem{item: *c.Item, vec: -1, offset: c.Offset, at: c.At, source: c.Source}
-			ent.cat = nv.code(g.cols.catIDs, &nv.cats, c.Item.Category)
-			ent.brand = nv.code(g.cols.brandIDs, &nv.brands, c.Item.Brand)
+			ent.cat = nv.code(g.cols.catIDs, &nv.cats, c.Item.Category, cloneNames)
+			ent.brand = nv.code(g.cols.brandIDs, &nv.brands, c.Item.Brand, cloneNames)
 			switch {
 			case int(id) < len(g.items) && catalog.SameText(&g.items[id], c.Item):
 				// Back to (or still) the bundle's text: its vector and
@@ -218,14 +226,15 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 }
 
 // code numbers a category or brand: the bundle's code, or one after them
-// for a name the bundle does not know.
-func (v *view) code(base map[string]int32, extra *map[string]int32, name string) int32 {
+// for a name the bundle does not know (calling clone before it adds one).
+func (v *view) code(base map[string]int32, extra *map[string]int32, name string, clone func()) int32 {
 	if c, ok := base[name]; ok {
 		return c
 	}
 	if c, ok := (*extra)[name]; ok {
 		return c
 	}
+	clone()
 	if *extra == nil {
 		*extra = map[string]int32{}
 	}
