@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -82,13 +81,7 @@ func NewGrowing(cfg Config, dim, capacity int) (*Growing, error) {
 	vecs := make([]float32, capacity*dim)
 	hugeF32(vecs)
 	h := newHNSW(cfg, dim, capacity, vecs)
-	h.levels = make([]uint8, capacity)
-	rng := rand.New(rand.NewPCG(buildSeed, growingStream))
-	mL := 1 / math.Log(float64(h.m))
-	for i := range h.levels {
-		l := int(-math.Log(1-rng.Float64()) * mL)
-		h.levels[i] = uint8(min(l, maxLevels-1))
-	}
+	h.drawLevels(growingStream)
 	if err := h.layout(); err != nil {
 		return nil, fmt.Errorf("new growing index: %w", err)
 	}

@@ -87,13 +87,7 @@ func buildHNSW(ctx context.Context, cfg Config, dim int, vectors []float32, work
 		return nil, fmt.Errorf("new hnsw index: %w", err)
 	}
 	h := newHNSW(cfg, dim, ex.n, vectors)
-	h.levels = make([]uint8, h.n)
-	rng := rand.New(rand.NewPCG(buildSeed, uint64(h.n)))
-	mL := 1 / math.Log(float64(h.m))
-	for i := range h.levels {
-		l := int(-math.Log(1-rng.Float64()) * mL)
-		h.levels[i] = uint8(min(l, maxLevels-1))
-	}
+	h.drawLevels(uint64(h.n))
 	if err := h.layout(); err != nil {
 		return nil, fmt.Errorf("new hnsw index: %w", err)
 	}
@@ -128,6 +122,19 @@ func newHNSW(cfg Config, dim, n int, vecs []float32) *HNSW {
 		h.sample[i] = int32(r.IntN(h.n))
 	}
 	return h
+}
+
+// drawLevels gives every node its top layer, floor(-ln(U) / ln M) for U
+// uniform on (0, 1] (the paper's mL = 1/ln M), from a fixed seed and
+// stream so the levels are a function of the node count or of stream.
+func (h *HNSW) drawLevels(stream uint64) {
+	h.levels = make([]uint8, h.n)
+	rng := rand.New(rand.NewPCG(buildSeed, stream))
+	mL := 1 / math.Log(float64(h.m))
+	for i := range h.levels {
+		l := int(-math.Log(1-rng.Float64()) * mL)
+		h.levels[i] = uint8(min(l, maxLevels-1))
+	}
 }
 
 // layout derives upperOff from levels and the top of the graph.
