@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,6 +124,10 @@ type view struct {
 	// those changed since. An item in small is stale in large; one in
 	// neither has the bundle's text (or is deleted).
 	large, small lexDelta
+	// fold is the catalog with attribute-only changes folded in (nil:
+	// none yet), foldedAt when it was made.
+	fold     *folded
+	foldedAt time.Time
 	// next is the items-topic offset after the last change applied.
 	next  int64
 	stats liveStats
@@ -139,8 +144,10 @@ type lexDelta struct {
 // liveStats count what the view holds beyond the bundle.
 type liveStats struct {
 	changed, inserted, deleted int
-	applied                    time.Time // when the last change was applied
-	lastChange                 time.Time // when its writer accepted it
+	// foldable counts the table's entries a fold would take in.
+	foldable   int
+	applied    time.Time // when the last change was applied
+	lastChange time.Time // when its writer accepted it
 }
 
 func newView(g *Generation, next int64) *view {
@@ -155,7 +162,7 @@ func (v *view) item(id int32) *catalog.Item {
 	if e := v.over.get(id); e != nil {
 		return &e.item
 	}
-	return &v.g.items[id]
+	return &v.items()[id]
 }
 
 // lookup resolves an item id to its number; a deleted item is not found.
@@ -185,8 +192,11 @@ func (v *view) itemRow(id int32) []float32 {
 	if e := v.over.get(id); e != nil && e.row != nil {
 		return e.row
 	}
-	fi := v.g.layout.ItemLen()
-	return v.g.itemRows[int(id)*fi : (int(id)+1)*fi]
+	fi, rows := v.g.layout.ItemLen(), v.g.itemRows
+	if v.fold != nil && v.fold.rows != nil {
+		rows = v.fold.rows
+	}
+	return rows[int(id)*fi : (int(id)+1)*fi]
 }
 
 // hasDelta reports whether anything changed since the bundle.
@@ -208,7 +218,13 @@ func (v *view) searchDense(q []float32, k int, keep index.Filter) []index.Hit {
 	if v.dense == nil || len(v.denseIDs) == 0 {
 		return base
 	}
-	delta := v.dense.Search(q, k, v.deltaKeep(keep))
+	// A delta hit at or below the bundle's k-th cannot enter the merged
+	// top k: the delta is asked only for what is above it.
+	floor := float32(math.Inf(-1))
+	if len(base) == k {
+		floor = base[k-1].Score
+	}
+	delta := v.dense.SearchAbove(q, k, floor, v.deltaKeep(keep))
 	for i := range delta {
 		delta[i].ID = v.denseIDs[delta[i].ID]
 	}
@@ -397,6 +413,14 @@ func (g *Generation) initLive(opts LoadOptions) {
 // liveRows are the feature rows of the items changed or added since the
 // bundle (deleted ones have none).
 func (v *view) liveRows() (ids []string, rows [][]float32) {
+	if v.fold != nil {
+		for id, m := range v.fold.changed {
+			if v.over.get(id) == nil && m.row != nil {
+				ids = append(ids, v.fold.items[id].ID)
+				rows = append(rows, m.row)
+			}
+		}
+	}
 	for _, ch := range v.over.chunks {
 		if ch == nil {
 			continue

@@ -121,7 +121,20 @@ func search(t *testing.T, e *Engine, q, mode string, f Filters) []string {
 	return ids(res)
 }
 
-func TestLive_ChangesReachSearchAndRecommend(t *testing.T) {
+// withFolding runs fn with the live view folded after every batch and
+// with the default bounds (which these small tests never reach).
+func withFolding(t *testing.T, fn func(t *testing.T)) {
+	t.Run("unfolded", fn)
+	t.Run("folded", func(t *testing.T) {
+		defer func(n int, d time.Duration) { foldMin, foldEvery = n, d }(foldMin, foldEvery)
+		foldMin, foldEvery = 1, 0
+		fn(t)
+	})
+}
+
+func TestLive_ChangesReachSearchAndRecommend(t *testing.T) { withFolding(t, testLiveChanges) }
+
+func testLiveChanges(t *testing.T) {
 	log := &memItems{}
 	e, g := liveEngine(t, log)
 	items := testItems()
@@ -209,6 +222,14 @@ func TestLive_ChangesReachSearchAndRecommend(t *testing.T) {
 	if v.stats.deleted != 2 || v.stats.inserted != 1 || v.stats.changed != 4 {
 		t.Errorf("stats %+v", v.stats)
 	}
+	// j1's change (availability only) is folded or an entry; either way
+	// the admin API sees where it came from.
+	if li, ok := e.Item("j1"); !ok || li.Source != "delta" || li.Item.Available || li.Offset == nil || *li.Offset != 0 {
+		t.Errorf("Item(j1) = %+v %v", li, ok)
+	}
+	if foldMin == 1 && (v.fold == nil || v.entry(2) != nil) {
+		t.Errorf("folding on: j1 should be folded (fold %v, entry %+v)", v.fold != nil, v.entry(2))
+	}
 
 	// Back to the bundle's text: the bundle's vector and postings serve again.
 	t3 = items[6]
@@ -216,8 +237,11 @@ func TestLive_ChangesReachSearchAndRecommend(t *testing.T) {
 	if got := search(t, e, "bear", ModeLexical, Filters{}); !has(got, "t3") {
 		t.Errorf("restored text not found: %v", got)
 	}
-	if e := g.live.Load().entry(6); e == nil || e.text || e.vec >= 0 {
+	if e := g.live.Load().entry(6); e != nil && (e.text || e.vec >= 0) {
 		t.Errorf("restored item entry %+v", e)
+	}
+	if got := search(t, e, "jazz", ModeLexical, Filters{Brands: []string{"Blue"}}); has(got, "j1") || !has(got, "j2") {
+		t.Errorf("brand filter after the changes: %v", got)
 	}
 }
 
@@ -271,6 +295,9 @@ func TestLive_ReplicasAgree(t *testing.T) {
 	// index, at different changes.
 	defer func(n int) { lexSmallMin = n }(lexSmallMin)
 	lexSmallMin = 20
+	// And folded often, at different changes in each replica.
+	defer func(n int, d time.Duration) { foldMin, foldEvery = n, d }(foldMin, foldEvery)
+	foldMin, foldEvery = 5, 0
 	logA, logB := &memItems{}, &memItems{}
 	a, _ := liveEngine(t, logA)
 	b, _ := liveEngine(t, logB)
@@ -391,6 +418,22 @@ func TestLive_FeaturesReachTheStore(t *testing.T) {
 	}
 	if got := feature(res, res.Items[0], "log_popularity"); math.Abs(float64(got)-math.Log1p(41)) > 1e-6 {
 		t.Errorf("ranker saw log_popularity %v, want %v", got, math.Log1p(41))
+	}
+
+	// Folded changes are written again when the store loses its rows, as
+	// entries are: a re-seed must not bring back the bundle's row.
+	defer func(n int, d time.Duration) { foldMin, foldEvery = n, d }(foldMin, foldEvery)
+	foldMin, foldEvery = 1, 0
+	j2 := testItems()[3]
+	j2.Popularity = 99
+	apply(t, e, log, upsert(j2))
+	if g.live.Load().fold == nil || g.live.Load().entry(3) != nil {
+		t.Fatal("j2's change was not folded")
+	}
+	ids, rows := g.live.Load().liveRows()
+	i := slices.Index(ids, "j2")
+	if i < 0 || math.Abs(float64(rows[i][0])-math.Log1p(99)) > 1e-6 || !slices.Contains(ids, "n1") {
+		t.Errorf("rows a re-seed writes: %v %v", ids, rows)
 	}
 }
 

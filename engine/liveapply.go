@@ -150,8 +150,9 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 			if prev != nil {
 				ent.item, ent.cat, ent.brand = prev.item, prev.cat, prev.brand
 			} else {
-				ent.item = g.items[id]
-				ent.cat, ent.brand = g.cols.category[id], g.cols.brand[id]
+				cols := nv.columns()
+				ent.item = nv.items()[id]
+				ent.cat, ent.brand = cols.category[id], cols.brand[id]
 			}
 			if prev != nil && prev.text {
 				lexTouched = append(lexTouched, id)
@@ -167,8 +168,9 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 				nv.added[c.ID] = id
 			}
 			ent := &liveItem{item: *c.Item, vec: -1, offset: c.Offset, at: c.At, source: c.Source}
-			ent.cat = nv.code(g.cols.catIDs, &nv.cats, c.Item.Category, cloneNames)
-			ent.brand = nv.code(g.cols.brandIDs, &nv.brands, c.Item.Brand, cloneNames)
+			cols := nv.columns()
+			ent.cat = nv.code(cols.catIDs, &nv.cats, c.Item.Category, cloneNames)
+			ent.brand = nv.code(cols.brandIDs, &nv.brands, c.Item.Brand, cloneNames)
 			switch {
 			case int(id) < len(g.items) && catalog.SameText(&g.items[id], c.Item):
 				// Back to (or still) the bundle's text: its vector and
@@ -212,13 +214,19 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 	}
 	for id, ent := range entries {
 		old := v.over.get(id)
-		if old == nil {
+		if _, before := nv.folded(id); old == nil && !before {
 			nv.stats.changed++
 		}
 		nv.stats.deleted += b2i(ent.deleted) - b2i(old != nil && old.deleted)
+		nv.stats.foldable += b2i(v.foldable(id, ent)) - b2i(v.foldable(id, old))
 	}
 	nv.over, nv.next, nv.stats.applied = tw.t, next, now
 	nv.stats.inserted = int(nv.n) - len(g.items)
+	if nv.foldDue(now) {
+		start := time.Now()
+		g.foldInto(&nv, bound.Set(), now)
+		e.m.stage.WithLabelValues("items", "fold").Observe(time.Since(start).Seconds())
+	}
 	e.writeLiveFeatures(ctx, g, entries, upserted)
 	g.live.Store(&nv)
 	e.liveGauges(g, &nv)
@@ -628,6 +636,10 @@ func (e *Engine) Item(id string) (LiveItem, bool) {
 	if ent := v.entry(n); ent != nil {
 		off := ent.offset
 		return LiveItem{Item: ent.item, Source: "delta", Bundle: g.Version(), Offset: &off, At: ent.at, Request: ent.source, Deleted: ent.deleted}, true
+	}
+	if m, ok := v.folded(n); ok {
+		off := m.offset
+		return LiveItem{Item: v.fold.items[n], Source: "delta", Bundle: g.Version(), Offset: &off, At: m.at, Request: m.source}, true
 	}
 	return LiveItem{Item: g.items[n], Source: "bundle", Bundle: g.Version()}, true
 }

@@ -68,8 +68,8 @@ func (e *Engine) Search(ctx context.Context, req SearchRequest) (Result, error) 
 	}
 	in := stageInput{surface: "search", requestID: req.RequestID, query: q, k: req.K, user: req.User,
 		filters: req.Filters, explain: req.Explain, mode: req.Retrieval, exactID: -1, context: req.Context}
-	in.bindRules(g, req.DryRules)
 	in.v = g.live.Load()
+	in.bindRules(g, req.DryRules)
 	if in.mode == "" {
 		in.mode = e.cfg.Retrieval.Mode
 	}
@@ -119,8 +119,8 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 	}
 	in := stageInput{surface: "recommend", requestID: req.RequestID, k: req.K, user: req.User,
 		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}, exactID: -1, context: req.Context}
-	in.bindRules(g, req.DryRules)
 	in.v = g.live.Load()
+	in.bindRules(g, req.DryRules)
 	if len(req.RecentItems) > 0 {
 		in.history = req.RecentItems
 	}

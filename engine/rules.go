@@ -14,10 +14,10 @@ import (
 // rules bound to it.
 func (in *stageInput) bindRules(g *Generation, dry *rules.Set) {
 	if dry != nil {
-		in.bound, in.dry = dry.Bind(g.items), true
+		in.bound, in.dry = dry.Bind(in.v.items()), true
 		return
 	}
-	in.bound = g.filter.Load()
+	in.bound = in.v.filter()
 }
 
 // rulesEnv is the environment the request's rules see. One serves the
@@ -38,7 +38,7 @@ func (in *stageInput) rulesEnv(now time.Time) *rules.Env {
 // goroutine only, so one Env serves the whole request.
 func (e *Engine) keep(g *Generation, in stageInput, env *rules.Env) index.Filter {
 	f, v := in.bound, in.v
-	cf := g.cols.compile(&in.filters, v)
+	cf := v.columns().compile(&in.filters, v)
 	return func(id int32) bool {
 		if len(in.exclude) > 0 && in.exclude[id] {
 			return false

@@ -182,7 +182,17 @@ func (g *Growing) Bytes() int64 {
 // safe concurrently with Add and other searches. q must have Dim() values
 // (a mismatch panics).
 func (g *Growing) Search(q []float32, k int, keep Filter) []Hit {
-	hits, _ := g.SearchStats(q, k, keep)
+	hits, _ := g.searchAbove(q, k, float32(math.Inf(-1)), keep)
+	return hits
+}
+
+// SearchAbove is Search for hits scoring above min only: what a caller
+// merging these hits with another index's k best needs, min being the
+// worst of those (a hit at or below it could not enter the merged top k).
+// The filter then runs only for items above min, so a delta searched
+// beside a much larger index costs about its dot products.
+func (g *Growing) SearchAbove(q []float32, k int, min float32, keep Filter) []Hit {
+	hits, _ := g.searchAbove(q, k, min, keep)
 	return hits
 }
 
@@ -192,6 +202,15 @@ func (g *Growing) Search(q []float32, k int, keep Filter) []Hit {
 // StrategyFilteredGraph, and StrategyGraphThenExact when fewer than k of
 // its results passed.
 func (g *Growing) SearchStats(q []float32, k int, keep Filter) ([]Hit, Stats) {
+	return g.searchAbove(q, k, float32(math.Inf(-1)), keep)
+}
+
+// scanBelow is the graph size under which a filtered search scans: a walk
+// of ef on a graph of fewer than scanBelow*ef nodes scores most of them,
+// and then, a filter passing fewer than k of its results, scans anyway.
+const scanBelow = 8
+
+func (g *Growing) searchAbove(q []float32, k int, above float32, keep Filter) ([]Hit, Stats) {
 	h := g.h
 	if len(q) != h.dim {
 		panic(fmt.Sprintf("index: query has dim %d, index has %d", len(q), h.dim))
@@ -203,10 +222,10 @@ func (g *Growing) SearchStats(q []float32, k int, keep Filter) ([]Hit, Stats) {
 		return nil, st
 	}
 	ef := max(h.efSearch, k)
-	if k >= n || n <= ef {
+	if k >= n || n <= ef || (keep != nil && n < scanBelow*ef) {
 		// A walk with ef >= n scores about every node anyway, and a scan
 		// is exact.
-		hits := g.scan(q, n, k, keep)
+		hits := g.scan(q, n, k, above, keep)
 		st.Shortfall = k - len(hits)
 		return hits, st
 	}
@@ -227,6 +246,11 @@ func (g *Growing) SearchStats(q []float32, k int, keep Filter) ([]Hit, Stats) {
 	s.eps = s.res.sortedInto(s.eps[:0])
 	hits := make([]Hit, 0, k)
 	for _, c := range s.eps {
+		if -c.d <= above {
+			// Every later candidate scores lower: the walk found what is
+			// above the bound (as far as a walk finds anything).
+			return hits, st
+		}
 		if int(c.id) >= n || (keep != nil && !keep(c.id)) {
 			continue
 		}
@@ -240,19 +264,20 @@ func (g *Growing) SearchStats(q []float32, k int, keep Filter) ([]Hit, Stats) {
 	// walk reached fewer than k published nodes: the passing items are
 	// found by a scan, which a delta is small enough for.
 	st.Strategy = StrategyGraphThenExact
-	hits = g.scan(q, n, k, keep)
+	hits = g.scan(q, n, k, above, keep)
 	st.Shortfall = k - len(hits)
 	return hits, st
 }
 
-// scan is the exact answer over the first n nodes. As in Exact.Search,
-// keep runs only for items that would enter the current top k.
-func (g *Growing) scan(q []float32, n, k int, keep Filter) []Hit {
+// scan is the exact answer over the first n nodes, of those scoring above
+// the bound. As in Exact.Search, keep runs only for items that would enter
+// the current top k.
+func (g *Growing) scan(q []float32, n, k int, above float32, keep Filter) []Hit {
 	top := make(minHeap, 0, min(k, n))
 	for i := range n {
 		id := int32(i)
 		s := -g.h.dist(q, id)
-		if len(top) == k && !(s > top[0].Score) {
+		if !(s > above) || (len(top) == k && !(s > top[0].Score)) {
 			continue
 		}
 		if keep != nil && !keep(id) {

@@ -529,3 +529,29 @@ func BenchmarkGrowing_Search(b *testing.B) {
 		i++
 	}
 }
+
+// SearchAbove is Search cut at the bound, on the walk and on the scan
+// (a filtered search with k near the graph's size).
+func TestGrowing_SearchAbove(t *testing.T) {
+	d := growingSet(t)
+	all := func(int32) bool { return true }
+	for qi := range 40 {
+		q := d.queries[qi*d.dim : (qi+1)*d.dim]
+		for _, tc := range []struct {
+			k    int
+			keep Filter
+		}{{50, nil}, {50, all}, {700, all}} {
+			full := d.g.Search(q, tc.k, tc.keep)
+			floor := full[len(full)/3].Score
+			var want []Hit
+			for _, h := range full {
+				if h.Score > floor {
+					want = append(want, h)
+				}
+			}
+			if got := d.g.SearchAbove(q, tc.k, floor, tc.keep); !slices.Equal(got, want) {
+				t.Fatalf("query %d k %d: SearchAbove gave %d hits, want the %d above %v", qi, tc.k, len(got), len(want), floor)
+			}
+		}
+	}
+}
