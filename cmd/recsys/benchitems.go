@@ -100,7 +100,9 @@ func (u *itemUpdater) run(ctx context.Context, bodies [][]byte, ops []int) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-inflight; wg.Done() }()
-			u.post(ctx, bodies[i], ops[i])
+			// Not cancelled with the run: a batch the server took is
+			// counted, so accepted and applied compare.
+			u.post(context.WithoutCancel(ctx), bodies[i], ops[i])
 		}()
 	}
 }
