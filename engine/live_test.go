@@ -467,8 +467,14 @@ func TestLive_RunItemsAndReadiness(t *testing.T) {
 	log.down = true
 	log.mu.Unlock()
 	waitFor(t, "readiness to report the topic unreachable", func() bool { return e.ItemsReachable(ctx) != nil })
+	if res, err := e.Search(ctx, SearchRequest{Query: "jazz", K: 3}); err != nil || !slices.Contains(res.Degraded, "items") {
+		t.Errorf("a response while the items topic is unreachable: degraded %v, %v", res.Degraded, err)
+	}
 	log.mu.Lock()
 	log.down = false
 	log.mu.Unlock()
 	waitFor(t, "readiness to recover", func() bool { return e.ItemsReachable(ctx) == nil })
+	if res, _ := e.Search(ctx, SearchRequest{Query: "jazz", K: 3}); slices.Contains(res.Degraded, "items") {
+		t.Errorf("still flagged after the topic answered: %v", res.Degraded)
+	}
 }

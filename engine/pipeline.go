@@ -232,6 +232,12 @@ func (e *Engine) userVector(v *view, recent []string, exclude map[int32]bool) []
 
 func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result, error) {
 	res := Result{RequestID: in.requestID, Bundle: g.Version(), Items: []Hit{}, Degraded: in.degraded}
+	if e.deps.Items != nil && e.itemsUnreachable.Load() {
+		// The items topic cannot be read: the catalog may lack changes
+		// written since (the bundle's as built, at worst).
+		e.m.degraded.WithLabelValues("items").Inc()
+		res.Degraded = append(res.Degraded, "items")
+	}
 	now := e.now()
 	env := in.rulesEnv(now)
 	keep := e.keep(g, in, env)
