@@ -303,16 +303,14 @@ func (e *Engine) publishLive(ctx context.Context, g *Generation) error {
 		e.publish(g)
 		return nil
 	}
-	if g.live.Load() == nil { // a generation assembled in code
-		g.initLive(e.deps.Load)
-	}
+	g.initLive(e.deps.Load) // for a generation assembled in code
 	e.itemsMu.Lock()
 	defer e.itemsMu.Unlock()
 	to, first := e.itemsNext.Load(), e.itemsNext.Load() < 0
 	if first {
 		// The first bundle goes live with the changes written so far, so a
 		// restart never serves an item as it was before them.
-		ectx, cancel := context.WithTimeout(ctx, seedAtLoad)
+		ectx, cancel := context.WithTimeout(ctx, itemsAtLoad)
 		end, err := e.deps.Items.End(ectx)
 		cancel()
 		switch {
@@ -347,9 +345,7 @@ func (e *Engine) publish(g *Generation) {
 	if g.cols == nil {
 		g.cols = newColumns(g.items)
 	}
-	if g.live.Load() == nil { // a generation assembled in code
-		g.initLive(e.deps.Load)
-	}
+	g.initLive(e.deps.Load) // for a generation assembled in code
 	e.rulesMu.Lock()
 	defer e.rulesMu.Unlock()
 	// Rules reloaded while g loaded: bind the new ones.

@@ -75,6 +75,20 @@ func (t *table) get(id int32) *liveItem {
 	return nil
 }
 
+// each calls fn for every entry, in item-number order.
+func (t *table) each(fn func(id int32, e *liveItem)) {
+	for c, ch := range t.chunks {
+		if ch == nil {
+			continue
+		}
+		for i, e := range ch {
+			if e != nil {
+				fn(int32(c*liveChunk+i), e)
+			}
+		}
+	}
+}
+
 // tableWriter builds the next view's table from the current one, copying
 // each chunk it writes once.
 type tableWriter struct {
@@ -165,13 +179,21 @@ func (v *view) item(id int32) *catalog.Item {
 	return &v.items()[id]
 }
 
+// number is an item id's number, the bundle's or a new item's, deleted
+// or not.
+func (v *view) number(id string) (int32, bool) {
+	if n, ok := v.g.byID[id]; ok {
+		return n, true
+	}
+	n, ok := v.added[id]
+	return n, ok
+}
+
 // lookup resolves an item id to its number; a deleted item is not found.
 func (v *view) lookup(id string) (int32, bool) {
-	n, ok := v.g.byID[id]
+	n, ok := v.number(id)
 	if !ok {
-		if n, ok = v.added[id]; !ok {
-			return 0, false
-		}
+		return 0, false
 	}
 	if e := v.over.get(n); e != nil && e.deleted {
 		return 0, false
@@ -385,8 +407,12 @@ func (g *Generation) openLive(dir string, opts LoadOptions) error {
 	return nil
 }
 
-// initLive starts g's live catalog, empty, at the bundle's offset.
+// initLive starts g's live catalog, empty, at the bundle's offset, unless
+// it has one.
 func (g *Generation) initLive(opts LoadOptions) {
+	if g.live.Load() != nil {
+		return
+	}
 	if g.cols == nil {
 		g.cols = newColumns(g.items)
 	}
@@ -421,16 +447,11 @@ func (v *view) liveRows() (ids []string, rows [][]float32) {
 			}
 		}
 	}
-	for _, ch := range v.over.chunks {
-		if ch == nil {
-			continue
+	v.over.each(func(_ int32, e *liveItem) {
+		if e.row != nil {
+			ids = append(ids, e.item.ID)
+			rows = append(rows, e.row)
 		}
-		for _, e := range ch {
-			if e != nil && e.row != nil {
-				ids = append(ids, e.item.ID)
-				rows = append(rows, e.row)
-			}
-		}
-	}
+	})
 	return ids, rows
 }

@@ -52,6 +52,11 @@ func (c LiveConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// itemsAtLoad bounds reading the items topic's end when the first bundle
+// loads; past it the bundle goes live and the applier catches up (the
+// topic unreachable meanwhile, flagged).
+const itemsAtLoad = 3 * time.Second
+
 // deltaCapacity is the delta graph's first size; it doubles when full.
 const deltaCapacity = 1024
 
@@ -132,10 +137,7 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 		if c.Offset < v.next {
 			continue
 		}
-		id, known := g.byID[c.ID]
-		if !known {
-			id, known = nv.added[c.ID]
-		}
+		id, known := nv.number(c.ID)
 		prev := entries[id]
 		if prev == nil && known {
 			prev = tw.t.get(id)
@@ -365,16 +367,11 @@ func (e *Engine) rebuildLexDelta(ctx context.Context, g *Generation, nv *view, t
 	}
 	if len(ids) > lexSmallMax(len(nv.large.ids)) {
 		ids = ids[:0]
-		for c, ch := range tw.t.chunks {
-			if ch == nil {
-				continue
+		tw.t.each(func(id int32, ent *liveItem) {
+			if ent.text && !ent.deleted {
+				ids = append(ids, id)
 			}
-			for i, ent := range ch {
-				if ent != nil && ent.text && !ent.deleted {
-					ids = append(ids, int32(c*liveChunk+i))
-				}
-			}
-		}
+		})
 		start := time.Now()
 		large, err := lexTier(ctx, g, tw, ids)
 		if err != nil {
@@ -627,11 +624,9 @@ func (e *Engine) Item(id string) (LiveItem, bool) {
 		return LiveItem{}, false
 	}
 	v := g.live.Load()
-	n, ok := g.byID[id]
+	n, ok := v.number(id)
 	if !ok {
-		if n, ok = v.added[id]; !ok {
-			return LiveItem{}, false
-		}
+		return LiveItem{}, false
 	}
 	if ent := v.entry(n); ent != nil {
 		off := ent.offset

@@ -108,26 +108,17 @@ func (g *Generation) foldInto(nv *view, live *rules.Set, now time.Time) {
 	}
 	fi := g.layout.ItemLen()
 	var kept []int32
-	for c, ch := range nv.over.chunks {
-		if ch == nil {
-			continue
-		}
-		for i, e := range ch {
-			if e == nil {
-				continue
-			}
-			id := int32(c*liveChunk + i)
-			if int(id) < len(g.items) && !e.deleted && !e.text {
-				items[id] = e.item
-				if rows != nil && e.row != nil {
-					copy(rows[int(id)*fi:(int(id)+1)*fi], e.row)
-				}
-				changed[id] = changeMeta{e.offset, e.at, e.source, e.row}
-				continue
-			}
+	nv.over.each(func(id int32, e *liveItem) {
+		if !nv.foldable(id, e) {
 			kept = append(kept, id)
+			return
 		}
-	}
+		items[id] = e.item
+		if rows != nil && e.row != nil {
+			copy(rows[int(id)*fi:(int(id)+1)*fi], e.row)
+		}
+		changed[id] = changeMeta{e.offset, e.at, e.source, e.row}
+	})
 	f := &folded{items: items, cols: newColumns(items), rows: rows, changed: changed}
 	f.bound.Store(live.Bind(items))
 	nv.fold, nv.foldedAt, nv.stats.foldable = f, now, 0
