@@ -2,6 +2,7 @@ package api
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -74,6 +75,11 @@ type recommendBody struct {
 	Filters     *filtersBody      `json:"filters"`
 	Explain     bool              `json:"explain"`
 	Context     map[string]string `json:"context"`
+	// Sources limits the candidate sources; ExcludeItems are never
+	// returned; Order "retrieval" skips the ranker.
+	Sources      []string `json:"sources"`
+	ExcludeItems []string `json:"exclude_items"`
+	Order        *string  `json:"order"`
 }
 
 // kLimits are the parts of Config the decoders need; a small value type
@@ -172,8 +178,36 @@ func decodeRecommend(body []byte, lim kLimits) (engine.RecommendRequest, error) 
 	if req.Context, err = checkContext(b.Context); err != nil {
 		return req, err
 	}
+	for i, s := range b.Sources {
+		if !slices.Contains(engine.RecommendSources, s) {
+			return req, invalid("sources["+strconv.Itoa(i)+"]", "unknown source %q (want some of %s)", s, strings.Join(engine.RecommendSources, ", "))
+		}
+	}
+	if len(b.Sources) > 0 {
+		req.Sources = b.Sources
+	}
+	if len(b.ExcludeItems) > maxExcludeItems {
+		return req, invalid("exclude_items", "must have at most %d items", maxExcludeItems)
+	}
+	for i, id := range b.ExcludeItems {
+		if err := checkID("exclude_items["+strconv.Itoa(i)+"]", id); err != nil {
+			return req, err
+		}
+	}
+	if len(b.ExcludeItems) > 0 {
+		req.ExcludeItems = b.ExcludeItems
+	}
+	if b.Order != nil {
+		if *b.Order != engine.OrderRanked && *b.Order != engine.OrderRetrieval {
+			return req, invalid("order", "must be %q or %q", engine.OrderRanked, engine.OrderRetrieval)
+		}
+		req.Order = *b.Order
+	}
 	return req, nil
 }
+
+// maxExcludeItems bounds a recommendation's exclude_items.
+const maxExcludeItems = 1000
 
 // Bounds of a request's context.
 const (

@@ -70,6 +70,8 @@ func TestDecodeRecommend(t *testing.T) {
 			engine.RecommendRequest{User: engine.User{ID: "u", Age: 150}, SeedItem: "s", K: 10}},
 		{"hundred items", `{"recent_items":["` + strings.Repeat(`a","`, 99) + `a"]}`,
 			engine.RecommendRequest{RecentItems: slicesRepeat("a", 100), K: 10}},
+		{"sources, exclusions and order", `{"user":{"id":"u"},"sources":["cooc","als"],"exclude_items":["x"],"order":"retrieval"}`,
+			engine.RecommendRequest{User: engine.User{ID: "u"}, K: 10, Sources: []string{"cooc", "als"}, ExcludeItems: []string{"x"}, Order: "retrieval"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +83,20 @@ func TestDecodeRecommend(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDecodeRecommend_BadSources(t *testing.T) {
+	for body, field := range map[string]string{
+		`{"seed_item":"s","sources":["cooc","magic"]}`: "sources[1]",
+		`{"seed_item":"s","order":"random"}`:           "order",
+		`{"seed_item":"s","exclude_items":["ok",""]}`:  "exclude_items[1]",
+	} {
+		_, err := decodeRecommend([]byte(body), testLimits)
+		var re *requestError
+		if !errors.As(err, &re) || re.field != field || re.status != http.StatusBadRequest {
+			t.Errorf("%s: error %v, want a 400 naming %s", body, err, field)
+		}
 	}
 }
 
@@ -169,6 +185,8 @@ func FuzzDecodeRecommend(f *testing.F) {
 		`{"user":{"id":"u","age":3},"recent_items":["a","b"],"seed_item":"s","k":3,"filters":{"brands":["x"]},"explain":true}`,
 		`{}`, `{"user":{"id":"u"}}`, `{"recent_items":[""]}`, `{"recent_items":"a"}`, `{"seed_item":null}`,
 		`{"seed_item":"s","k":1001}`, `{"seed_item":"s"} x`, `"s"`,
+		`{"seed_item":"s","sources":["cooc","als"],"exclude_items":["a"],"order":"retrieval"}`, `{"seed_item":"s","sources":["x"]}`,
+		`{"seed_item":"s","order":"random"}`, `{"seed_item":"s","exclude_items":[""]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -227,9 +245,13 @@ func encodeSearch(t *testing.T, r engine.SearchRequest) []byte {
 }
 
 func encodeRecommend(t *testing.T, r engine.RecommendRequest) []byte {
-	w := recommendBody{RecentItems: r.RecentItems, K: &r.K, User: wireUser(r.User), Filters: wireFilters(r.Filters), Explain: r.Explain}
+	w := recommendBody{RecentItems: r.RecentItems, K: &r.K, User: wireUser(r.User), Filters: wireFilters(r.Filters), Explain: r.Explain,
+		Sources: r.Sources, ExcludeItems: r.ExcludeItems}
 	if r.SeedItem != "" {
 		w.SeedItem = &r.SeedItem
+	}
+	if r.Order != "" {
+		w.Order = &r.Order
 	}
 	b, err := json.Marshal(w)
 	if err != nil {

@@ -23,7 +23,32 @@ const (
 	FeaturesFile = "features.bin" // item feature rows, see WriteFeatures
 	DictFile     = "dict.json"    // category and brand ids behind the id features
 	RulesFile    = "rules.yaml"   // the rules the bundle was built with (a rules file's YAML)
+	// The recommendation sources trained from the event log.
+	NeighboursFile   = "cooc.bin"    // item-to-item co-engagement neighbours (index/cf)
+	FactorsFile      = "als.bin"     // matrix-factorisation item factors (index/cf)
+	FactorsIndexFile = "als.snap"    // HNSW over the factors, for the inner-product search
+	PopularFile      = "popular.bin" // per item the decayed, then the all-time use count, float32 (WriteFloats)
 )
+
+// WriteFloats writes one little-endian float32 per value, fsynced, at
+// path.
+func WriteFloats(path string, v []float32) error { return WriteFeatures(path, [][]float32{v}) }
+
+// ReadFloats reads a file WriteFloats wrote, which must hold n values.
+func ReadFloats(path string, n int) ([]float32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 4*n {
+		return nil, fmt.Errorf("read %s: %d bytes, want %d values", filepath.Base(path), len(b), n)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, nil
+}
 
 // WriteItems writes the catalog as JSON Lines, fsynced, at path.
 func WriteItems(path string, items []catalog.Item) error {

@@ -58,7 +58,10 @@ type Manifest struct {
 	// catalog folded in: a server replays the topic from here. Nil means
 	// the build read no items topic, so a server replays it from the start.
 	ItemsOffset *int64 `json:"items_offset,omitempty"`
-	Files       []File `json:"files"`
+	// Sources are the recommendation sources trained from the event log;
+	// nil when the build read no events (content and popularity only).
+	Sources *Sources `json:"sources,omitempty"`
+	Files   []File   `json:"files"`
 }
 
 // File returns the entry for name, or false.
@@ -91,4 +94,21 @@ func decodeManifest(b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest: lists no files")
 	}
 	return &m, nil
+}
+
+// Sources are a bundle's recommendation candidate sources and what they
+// were trained from. A source the build could not train (too few
+// interactions) is nil.
+type Sources struct {
+	Neighbours   *Model `json:"neighbours,omitempty"`
+	Factors      *Model `json:"factors,omitempty"`
+	FactorsIndex *Model `json:"factors_index,omitempty"`
+	Popular      *Model `json:"popular,omitempty"`
+	// Interactions, Users and UsedItems count what training read: the
+	// user actions on catalog items, the users and items among them.
+	Interactions int `json:"interactions"`
+	Users        int `json:"users"`
+	UsedItems    int `json:"used_items"`
+	// Until is the newest interaction's time.
+	Until time.Time `json:"until"`
 }

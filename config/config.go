@@ -19,6 +19,7 @@ import (
 	"github.com/recsys-dev/recsys/feedback/counters"
 	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/offline"
 	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
 )
@@ -69,6 +70,9 @@ type Build struct {
 	// build puts it in the bundle when it exists and the linear model of
 	// rank.weights otherwise. Empty always builds the linear model.
 	Ranker string `yaml:"ranker"`
+	// Sources trains the recommendation candidate sources from the event
+	// log (kafka.topic) at every build.
+	Sources offline.SourcesConfig `yaml:"sources"`
 }
 
 // Embed holds the embedding model's build parameters and its runtime settings.
@@ -173,6 +177,7 @@ func (c *Config) Validate() error {
 	if c.Build.Catalog == "" {
 		add("build", errors.New("catalog: must be set"))
 	}
+	add("build.sources", c.Build.Sources.Validate())
 	add("embed.model", c.Embed.Model.Validate())
 	// Model paths come from the bundle being loaded, not from this file.
 	embedRuntime, rankRuntime := c.Embed.Runtime, c.Rank.Runtime

@@ -9,6 +9,7 @@ import (
 	"github.com/recsys-dev/recsys/feedback/counters"
 	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/offline"
 	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/rules"
 )
@@ -20,7 +21,7 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: "text"},
 		Server:  api.DefaultConfig(),
 		Bundles: Bundles{Dir: "var/bundles", Keep: 5, PollInterval: 10 * time.Second},
-		Build:   Build{Catalog: "var/world/catalog.jsonl", Ranker: "var/models/ranker.onnx"},
+		Build:   Build{Catalog: "var/world/catalog.jsonl", Ranker: "var/models/ranker.onnx", Sources: offline.DefaultSourcesConfig()},
 		Embed: Embed{
 			ModelFile: "", // build the untrained model
 			Model:     embed.DefaultModelConfig(),
@@ -29,7 +30,7 @@ func Default() *Config {
 		Index: Index{Config: index.DefaultConfig(), Lexical: index.DefaultLexicalConfig()},
 		Engine: engine.Config{Candidates: 200, RankTimeout: 100 * time.Millisecond,
 			RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 10000, SeedCheck: time.Second, CounterCache: time.Second, Retrieval: engine.DefaultRetrievalConfig(),
-			Live: engine.DefaultLiveConfig()},
+			Live: engine.DefaultLiveConfig(), Recommend: engine.DefaultRecommendConfig()},
 		Rank: Rank{Config: rank.DefaultConfig(), Runtime: rank.ScorerConfig{Sessions: 2, IntraOpThreads: 1}},
 		Rules: rules.Config{
 			ReloadEvery: 2 * time.Second,

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/recsys-dev/recsys/index/cf"
 	"github.com/recsys-dev/recsys/rules"
 )
 
@@ -37,6 +38,7 @@ type scratch struct {
 	cands  []candidate
 	pos    map[int32]int
 	ranked []rules.Candidate
+	cf     cf.Scratch
 }
 
 var scratches = sync.Pool{New: func() any { return &scratch{pos: map[int32]int{}} }}

@@ -40,6 +40,9 @@ type Config struct {
 	ExploreRate float64 `yaml:"explore_rate"`
 	// Retrieval chooses and merges the candidate sources of text queries.
 	Retrieval RetrievalConfig `yaml:"retrieval"`
+	// Recommend chooses and merges the candidate sources of
+	// recommendations.
+	Recommend RecommendConfig `yaml:"recommend"`
 	// SeedCheck is how often the live bundle's ready marker in the feature
 	// store is checked, so features lost with a Redis restart are written
 	// again without a reload. 0 means 1s.
@@ -87,6 +90,11 @@ func (c Config) Validate() error {
 	if err := c.Retrieval.Validate(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			errs = append(errs, errors.New("retrieval."+line))
+		}
+	}
+	if err := c.Recommend.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New("recommend."+line))
 		}
 	}
 	return errors.Join(errs...)
@@ -191,6 +199,9 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	}
 	if cfg.Live == (LiveConfig{}) {
 		cfg.Live = DefaultLiveConfig()
+	}
+	if cfg.Recommend == (RecommendConfig{}) {
+		cfg.Recommend = DefaultRecommendConfig()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

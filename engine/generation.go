@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +48,10 @@ type Generation struct {
 
 	items   []catalog.Item
 	byID    map[string]int32
-	popular []int32 // item ids by descending popularity, for cold-start users
+	popular []int32   // item ids by descending popularity, for cold-start users
+	newest  []int32   // item ids by descending creation time (the fresh source)
+	uses    []float32 // decayed interactions per item from the build's event log (nil: none)
+	collab            // the collaborative sources
 	index   Index
 	lexical *index.Lexical // nil for a bundle built before the lexical index
 	encoder Encoder
@@ -97,6 +99,8 @@ type LoadOptions struct {
 	// built with: they are serving knobs, changed by a reload, not by a
 	// rebuild.
 	Search *SearchOptions
+	// ALSEfSearch is the factor graph's (engine.recommend.als_ef_search).
+	ALSEfSearch int
 	// Lexical, when set, replaces the BM25F parameters the lexical
 	// snapshot was built with (index.lexical k1, b and field weights).
 	Lexical *index.LexicalParams
@@ -142,9 +146,21 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 	for i := range g.popular {
 		g.popular[i] = int32(i)
 	}
-	sort.SliceStable(g.popular, func(a, b int) bool {
-		return g.items[g.popular[a]].Popularity > g.items[g.popular[b]].Popularity
-	})
+	if err := g.openSources(dir); err != nil {
+		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
+	}
+	if g.alsIndex != nil {
+		so := opts.Search
+		if opts.ALSEfSearch > 0 {
+			c := SearchOptions{EfSearch: opts.ALSEfSearch}
+			if so != nil {
+				c.ExactBelow = so.ExactBelow
+			}
+			so = &c
+		}
+		applySearch(g.alsIndex, so)
+	}
+	g.took("sources", &t0)
 
 	if err := g.openLive(dir, opts); err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", m.Version, err)
@@ -290,9 +306,11 @@ func (g *Generation) close() {
 	// A loaded index may alias its memory-mapped snapshot: unmapping it
 	// here, after the last request let go, returns the address space and
 	// lets a pruned bundle's file be freed on disk.
-	if c, ok := g.index.(io.Closer); ok {
-		if err := c.Close(); err != nil {
-			slog.Warn("close the retired bundle's index", "bundle", g.Manifest.Version, "error", err)
+	for _, ix := range []Index{g.index, g.alsIndex} {
+		if c, ok := ix.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				slog.Warn("close the retired bundle's index", "bundle", g.Manifest.Version, "error", err)
+			}
 		}
 	}
 }

@@ -188,7 +188,11 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 			if prev != nil && prev.text && !ent.text {
 				lexTouched = append(lexTouched, id) // back to the bundle's text
 			}
-			rows, err := rank.ItemFeatures(w.feat, []catalog.Item{*c.Item}, w.dict, w.builtAt)
+			var uses []float32 // a bundle item keeps its interactions; a new one has none
+			if int(id) < len(g.uses) {
+				uses = g.uses[id : id+1]
+			}
+			rows, err := rank.ItemFeatures(w.feat, []catalog.Item{*c.Item}, w.dict, w.builtAt, uses)
 			if err != nil {
 				return fmt.Errorf("item %q: features: %w", c.ID, err)
 			}

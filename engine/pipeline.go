@@ -50,6 +50,15 @@ type stageInput struct {
 	dry     bool
 	// v is the live catalog the request reads, loaded once.
 	v *view
+	// hist and histW are a recommendation's history as item numbers, most
+	// recent first, with their weights (a seed is a history of one);
+	// sources the recommendation sources it asked for (0: all).
+	hist    []int32
+	histW   []float32
+	sources uint8
+	// retrievalOrder skips the ranker: candidates are ordered as retrieval
+	// merged them (the rules still apply).
+	retrievalOrder bool
 }
 
 // Search answers a text query.
@@ -121,8 +130,20 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 		filters: req.Filters, explain: req.Explain, exclude: map[int32]bool{}, exactID: -1, context: req.Context}
 	in.v = g.live.Load()
 	in.bindRules(g, req.DryRules)
-	if len(req.RecentItems) > 0 {
-		in.history = req.RecentItems
+	if in.sources, err = sourceBits(req.Sources); err != nil {
+		return Result{}, badInput("sources", err.Error())
+	}
+	switch req.Order {
+	case "", OrderRanked:
+	case OrderRetrieval:
+		in.retrievalOrder = true
+	default:
+		return Result{}, badInput("order", fmt.Sprintf("want %q or %q, got %q", OrderRanked, OrderRetrieval, req.Order))
+	}
+	for _, id := range req.ExcludeItems {
+		if i, ok := in.v.lookup(id); ok {
+			in.exclude[i] = true
+		}
 	}
 	start := time.Now()
 	switch {
@@ -133,30 +154,58 @@ func (e *Engine) Recommend(ctx context.Context, req RecommendRequest) (Result, e
 		}
 		in.vec = in.v.vector(id)
 		in.exclude[id] = true
-	case len(req.RecentItems) > 0:
-		in.vec = e.userVector(in.v, req.RecentItems, in.exclude)
-		if in.vec == nil {
-			return Result{}, notFound("recent_items", "none of the item ids is in the catalog")
-		}
-	case req.User.ID != "":
-		// The user's recent actions as the counter updater keeps them;
-		// without any (a new user, or the store down), popular items.
-		if e.deps.Realtime != nil {
+		in.hist, in.histW = []int32{id}, []float32{1}
+	case len(req.RecentItems) > 0 || req.User.ID != "":
+		// The history is the client's recent items (this session's) ahead
+		// of the user's stored actions as the counter updater keeps them;
+		// with neither (a new user, or the store down), popular items.
+		hist := req.RecentItems
+		if req.User.ID != "" && e.deps.Realtime != nil {
 			rt, err := e.deps.Realtime.FetchRealtime(ctx, e.now(), req.User.ID, nil, false)
 			if err != nil {
 				e.m.degraded.WithLabelValues("history").Inc()
-				e.log.Warn("user history fetch failed, recommending popular items", "error", err)
+				e.log.Warn("user history fetch failed, recommending from the request's recent items or popular items", "error", err)
 				in.degraded = append(in.degraded, "history")
 			} else {
-				in.vec = e.userVector(in.v, rt.History, in.exclude)
-				in.history, in.historyRead = rt.History, true
+				hist = mergeHistory(req.RecentItems, rt.History)
 			}
 		}
+		if len(hist) > 0 {
+			in.history, in.historyRead = hist, true
+		}
+		in.vec = e.userVector(in.v, hist, in.exclude)
+		if len(req.RecentItems) > 0 && !e.anyKnown(in.v, req.RecentItems) {
+			return Result{}, notFound("recent_items", "none of the item ids is in the catalog")
+		}
+		in.hist, in.histW = e.historyOf(in.v, hist)
 	default:
 		return Result{}, badInput("recent_items", "is required unless user.id or seed_item is given")
 	}
 	e.m.stage.WithLabelValues("recommend", "embed").Observe(time.Since(start).Seconds())
 	return e.run(ctx, g, in)
+}
+
+// mergeHistory is recent followed by the stored items it does not hold.
+func mergeHistory(recent, stored []string) []string {
+	if len(recent) == 0 {
+		return stored
+	}
+	out := slices.Clip(slices.Clone(recent))
+	for _, id := range stored {
+		if !slices.Contains(recent, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (e *Engine) anyKnown(v *view, ids []string) bool {
+	for _, id := range ids {
+		if _, ok := v.lookup(id); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxK is the most results one request may ask for: the one limit the
@@ -250,6 +299,10 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	switch {
 	case in.surface == "search":
 		hits = e.retrieveText(g, in, keep, sc)
+	case in.surface == "recommend":
+		// A cold request (no history) gets popular and fresh items; one
+		// that names its sources gets those only.
+		hits = e.recommendCandidates(g, in, keep, sc, now)
 	case in.vec != nil:
 		hits = e.hitCandidates(sc, in.v.searchDense(in.vec, depth, keep), true)
 	default:
@@ -279,7 +332,16 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 	}
 
 	start = time.Now()
-	scores, err := e.score(ctx, g, x, n)
+	var scores []float32
+	var err error
+	if in.retrievalOrder {
+		scores = make([]float32, n)
+		for i := range hits {
+			scores[i] = float32(n - i) // the merged order, whatever the sources' scales
+		}
+	} else {
+		scores, err = e.score(ctx, g, x, n)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
@@ -422,6 +484,9 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 		g.layout.Fill(x[i*f:(i+1)*f], row(i), h.ret)
 	}
 	if e.deps.Realtime == nil || !(counters || users) {
+		if users && in.historyRead {
+			fillUser(g, in, hits, x, in.history)
+		}
 		return x, degraded
 	}
 	if done != nil {
@@ -457,20 +522,27 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 		}
 	}
 	if users {
-		cats, brands := make([]string, len(rt.History)), make([]string, len(rt.History))
-		for i, id := range rt.History {
-			if j, ok := in.v.lookup(id); ok {
-				it := in.v.item(j)
-				cats[i], brands[i] = it.Category, it.Brand
-			}
-		}
-		p := rank.NewUserProfile(cats, brands)
-		for i, h := range hits {
-			it := in.v.item(h.id)
-			g.layout.FillUser(x[i*f:(i+1)*f], p, it.Category, it.Brand)
-		}
+		fillUser(g, in, hits, x, rt.History)
 	}
 	return x, degraded
+}
+
+// fillUser writes the user features of every candidate from the user's
+// history (item ids, most recent first).
+func fillUser(g *Generation, in stageInput, hits []candidate, x []float32, history []string) {
+	f := g.layout.Len()
+	cats, brands, tags := make([]string, len(history)), make([]string, len(history)), make([][]string, len(history))
+	for i, id := range history {
+		if j, ok := in.v.lookup(id); ok {
+			it := in.v.item(j)
+			cats[i], brands[i], tags[i] = it.Category, it.Brand, it.Tags
+		}
+	}
+	p := rank.NewUserProfile(cats, brands, tags)
+	for i, h := range hits {
+		it := in.v.item(h.id)
+		g.layout.FillUser(x[i*f:(i+1)*f], p, it.Category, it.Brand, it.Tags)
+	}
 }
 
 func (e *Engine) score(ctx context.Context, g *Generation, x []float32, n int) ([]float32, error) {

@@ -104,6 +104,10 @@ type candidate struct {
 	inLexical, inDense, exactID bool
 	// seq is the order the sources found it in, the last tie-break.
 	seq int32
+	// srcs are the recommendation sources that listed it (src* bits) and
+	// rrf its fused reciprocal-rank score.
+	srcs uint8
+	rrf  float64
 }
 
 // hitCandidates turns one vector search (or the popular list) into

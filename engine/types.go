@@ -48,7 +48,21 @@ type RecommendRequest struct {
 	Explain     bool
 	Context     map[string]string
 	DryRules    *rules.Set
+	// Sources, when set, limits the candidate sources (RecommendSources)
+	// to these; ExcludeItems are item ids never to return (e.g. what the
+	// user has seen beyond its history).
+	Sources      []string
+	ExcludeItems []string
+	// Order is OrderRanked (the default) or OrderRetrieval: the merged
+	// candidates in retrieval's order, the ranker skipped.
+	Order string
 }
+
+// Orders of a recommendation.
+const (
+	OrderRanked    = "ranked"
+	OrderRetrieval = "retrieval"
+)
 
 // Hit is one returned item.
 type Hit struct {
@@ -115,6 +129,17 @@ type Sources struct {
 	TitleTermShare float32 `json:"title_term_share"`
 	// ExactID marks the item whose id the query is; it is pinned first.
 	ExactID bool `json:"exact_id,omitempty"`
+	// Names are the recommendation sources that listed the hit (content
+	// is Dense's list); Cooc, ALS and Popular its place in theirs.
+	Names   []string   `json:"names,omitempty"`
+	Cooc    *SourceHit `json:"cooc,omitempty"`
+	ALS     *SourceHit `json:"als,omitempty"`
+	Popular *SourceHit `json:"popular,omitempty"`
+	// CoocScore and ALSScore are the hit's scores whether or not the
+	// source listed it, as shares of the best among the request's
+	// candidates (0 when the source did not run).
+	CoocScore float32 `json:"cooc_score,omitempty"`
+	ALSScore  float32 `json:"als_score,omitempty"`
 }
 
 // SourceHit is a hit's place in one source's list.
@@ -131,8 +156,25 @@ func sourcesOf(c candidate, text bool) *Sources {
 	if c.inDense {
 		s.Dense = &SourceHit{Rank: c.ret.DenseRank + 1, Score: c.ret.DenseScore}
 	}
-	if !text && !c.inDense {
+	if !text && !c.inDense && c.srcs == 0 {
 		s.DenseScore = 0
+	}
+	if c.srcs != 0 {
+		s.CoocScore, s.ALSScore = c.ret.CoocScore, c.ret.ALSScore
+		for i, name := range RecommendSources {
+			if c.srcs&(1<<i) != 0 {
+				s.Names = append(s.Names, name)
+			}
+		}
+		if c.srcs&srcCooc != 0 {
+			s.Cooc = &SourceHit{Rank: c.ret.CoocRank + 1, Score: c.ret.CoocScore}
+		}
+		if c.srcs&srcALS != 0 {
+			s.ALS = &SourceHit{Rank: c.ret.ALSRank + 1, Score: c.ret.ALSScore}
+		}
+		if c.srcs&srcPopular != 0 {
+			s.Popular = &SourceHit{Rank: c.ret.PopularRank + 1}
+		}
 	}
 	return s
 }

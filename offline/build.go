@@ -60,7 +60,12 @@ type BuildOptions struct {
 	// Items, when set, is the items topic: its changes are folded into the
 	// catalog and the bundle records the offset it folded up to, from
 	// which servers replay it.
-	Items    ItemChanges
+	Items ItemChanges
+	// Events, when set, is the event log the recommendation sources are
+	// trained from (Sources says how); without it the bundle's
+	// recommendations come from content and popularity alone.
+	Events   Events
+	Sources  SourcesConfig
 	Progress io.Writer // human progress lines; nil for none
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -159,9 +164,14 @@ func Build(ctx context.Context, o BuildOptions) (*bundle.Manifest, error) {
 	m.Metrics["lexical_build_seconds"] = time.Since(start).Seconds()
 	p.done("%d terms", lex.Terms())
 
+	var uses []float32
+	if m.Sources, uses, err = trainSources(ctx, o, stage, items, p); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+
 	p.step("compute item features")
 	dict := rank.NewDict(items)
-	rows, err := rank.ItemFeatures(o.Rank, items, dict, now)
+	rows, err := rank.ItemFeatures(o.Rank, items, dict, now, uses)
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}

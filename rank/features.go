@@ -37,6 +37,11 @@ const (
 	FeatAvailable     = "available"
 	FeatCategoryID    = "category_id"
 	FeatBrandID       = "brand_id"
+	// FeatLogInteractions is log(1 + the item's user actions in the event
+	// log the build replayed, over the mean of the used items'):
+	// behaviour's popularity on a scale that does not grow with the log, 0
+	// for an item no one used (or a build without events).
+	FeatLogInteractions = "log_interactions"
 )
 
 // Request feature names, filled by the engine (see Layout.Fill).
@@ -73,6 +78,19 @@ const (
 	// FeatQueryWords is the number of distinct words in the query (0 for
 	// recommendations): lets a tree weigh the sources by query length.
 	FeatQueryWords = "query_words"
+	// The collaborative candidate sources of recommendations: the
+	// candidate's co-engagement score (the summed item-to-item
+	// similarities to the user's history, over the best candidate's) and
+	// its 0-based rank in that source's list (the source's quota when it
+	// is not in it); the same for the matrix factorisation's predicted
+	// preference; its rank in the popular list; and how many sources
+	// listed it.
+	FeatCoocScore   = "cooc_score"
+	FeatCoocRank    = "cooc_rank"
+	FeatALSScore    = "als_score"
+	FeatALSRank     = "als_rank"
+	FeatPopularRank = "popular_rank"
+	FeatSourceCount = "source_count"
 )
 
 // Retrieval is what retrieval knows of one candidate: the request
@@ -89,6 +107,10 @@ type Retrieval struct {
 	LexRatio   float32
 	DenseGap   float32
 	QueryWords int
+	// Recommendation sources (FeatCoocScore and the rest).
+	CoocScore, ALSScore      float32
+	CoocRank, ALSRank        int
+	PopularRank, SourceCount int
 }
 
 // Real-time item features (source counter).
@@ -119,6 +141,10 @@ const (
 	// FeatUserHistory is log(1 + the user's recent actions): how much the
 	// affinities can be trusted. The same for every candidate.
 	FeatUserHistory = "user_history"
+	// FeatUserTagAffinity is the recency-weighted share of the user's
+	// recent actions on items sharing a tag with the candidate, each action
+	// counted by the share of its tags the candidate has.
+	FeatUserTagAffinity = "user_tag_affinity"
 )
 
 // HistoryDecay weighs the i-th most recent action HistoryDecay^i in the
@@ -126,11 +152,12 @@ const (
 const HistoryDecay = 0.9
 
 var (
-	itemFeatureNames    = []string{FeatLogPopularity, FeatLogPrice, FeatAgeDays, FeatAgeRating, FeatAvailable, FeatCategoryID, FeatBrandID}
+	itemFeatureNames    = []string{FeatLogPopularity, FeatLogPrice, FeatAgeDays, FeatAgeRating, FeatAvailable, FeatCategoryID, FeatBrandID, FeatLogInteractions}
 	requestFeatureNames = []string{FeatRetrievalScore, FeatRetrievalRank, FeatLexicalScore, FeatLexicalRank,
-		FeatDenseScore, FeatDenseRank, FeatBothSources, FeatTitleTermShare, FeatLexicalScoreRatio, FeatDenseScoreGap, FeatQueryWords}
+		FeatDenseScore, FeatDenseRank, FeatBothSources, FeatTitleTermShare, FeatLexicalScoreRatio, FeatDenseScoreGap, FeatQueryWords,
+		FeatCoocScore, FeatCoocRank, FeatALSScore, FeatALSRank, FeatPopularRank, FeatSourceCount}
 	counterFeatureNames = []string{FeatItemImpressions, FeatItemClicks, FeatItemCTR}
-	userFeatureNames    = []string{FeatUserCategoryAffinity, FeatUserBrandAffinity, FeatUserHistory}
+	userFeatureNames    = []string{FeatUserCategoryAffinity, FeatUserBrandAffinity, FeatUserHistory, FeatUserTagAffinity}
 	sourceNames         = map[string][]string{SourceItem: itemFeatureNames, SourceRequest: requestFeatureNames,
 		SourceCounter: counterFeatureNames, SourceUser: userFeatureNames}
 )
@@ -227,6 +254,12 @@ func DefaultConfig() Config {
 			{Name: FeatLexicalScoreRatio, Source: SourceRequest, Type: TypeNumeric},
 			{Name: FeatDenseScoreGap, Source: SourceRequest, Type: TypeNumeric},
 			{Name: FeatQueryWords, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatCoocScore, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatCoocRank, Source: SourceRequest, Type: TypeNumeric, Default: 100},
+			{Name: FeatALSScore, Source: SourceRequest, Type: TypeNumeric},
+			{Name: FeatALSRank, Source: SourceRequest, Type: TypeNumeric, Default: 100},
+			{Name: FeatPopularRank, Source: SourceRequest, Type: TypeNumeric, Default: 20},
+			{Name: FeatSourceCount, Source: SourceRequest, Type: TypeNumeric},
 			{Name: FeatLogPopularity, Source: SourceItem, Type: TypeNumeric},
 			{Name: FeatLogPrice, Source: SourceItem, Type: TypeNumeric},
 			{Name: FeatAgeDays, Source: SourceItem, Type: TypeNumeric, Default: 365},
@@ -234,12 +267,14 @@ func DefaultConfig() Config {
 			{Name: FeatAvailable, Source: SourceItem, Type: TypeBinary, Default: 1},
 			{Name: FeatCategoryID, Source: SourceItem, Type: TypeCategorical},
 			{Name: FeatBrandID, Source: SourceItem, Type: TypeCategorical},
+			{Name: FeatLogInteractions, Source: SourceItem, Type: TypeNumeric},
 			{Name: FeatItemImpressions, Source: SourceCounter, Type: TypeNumeric},
 			{Name: FeatItemClicks, Source: SourceCounter, Type: TypeNumeric},
 			{Name: FeatItemCTR, Source: SourceCounter, Type: TypeNumeric, Default: CTRPriorMean},
 			{Name: FeatUserCategoryAffinity, Source: SourceUser, Type: TypeNumeric},
 			{Name: FeatUserBrandAffinity, Source: SourceUser, Type: TypeNumeric},
 			{Name: FeatUserHistory, Source: SourceUser, Type: TypeNumeric},
+			{Name: FeatUserTagAffinity, Source: SourceUser, Type: TypeNumeric},
 		},
 		Weights: map[string]float32{
 			FeatRetrievalScore: 1,
@@ -362,8 +397,9 @@ func (c Config) ItemDefaults() []float32 {
 // ItemFeatures computes the store rows of items: one row per item, columns in
 // cfg.ItemNames() order. All rows share one backing array. now fixes age_days
 // so a build is reproducible; an item without a creation date gets the
-// age_days default, and an item dated in the future gets 0.
-func ItemFeatures(cfg Config, items []catalog.Item, d *Dict, now time.Time) ([][]float32, error) {
+// age_days default, and an item dated in the future gets 0. uses[i] is
+// item i's decayed interactions (log_interactions; 0 past its end).
+func ItemFeatures(cfg Config, items []catalog.Item, d *Dict, now time.Time, uses []float32) ([][]float32, error) {
 	specs := make([]FeatureSpec, 0, len(cfg.Features))
 	for _, f := range cfg.Features {
 		if f.Source != SourceItem {
@@ -384,6 +420,12 @@ func ItemFeatures(cfg Config, items []catalog.Item, d *Dict, now time.Time) ([][
 		it := &items[i]
 		row := backing[i*nf : (i+1)*nf : (i+1)*nf]
 		for j, f := range specs {
+			if f.Name == FeatLogInteractions {
+				if i < len(uses) {
+					row[j] = float32(math.Log1p(math.Max(float64(uses[i]), 0)))
+				}
+				continue
+			}
 			row[j] = itemFeature(f, it, d, now)
 		}
 		rows[i] = row
@@ -425,16 +467,18 @@ type Layout struct {
 	// Positions of the request features, -1 when not declared.
 	scorePos, rankPos, lexScorePos, lexRankPos, denseScorePos, denseRankPos, bothPos, titlePos int
 	lexRatioPos, denseGapPos, wordsPos                                                         int
+	coocScorePos, coocRankPos, alsScorePos, alsRankPos, popRankPos, srcCountPos                int
 	// Positions of the counter and user features, -1 when not declared.
-	impPos, clkPos, ctrPos, catPos, brandPos, histPos int
-	defaults                                          []float32
+	impPos, clkPos, ctrPos, catPos, brandPos, histPos, tagPos int
+	defaults                                                  []float32
 }
 
 // NewLayout precomputes the positions of cfg's features.
 func NewLayout(cfg Config) Layout {
 	l := Layout{n: len(cfg.Features), scorePos: -1, rankPos: -1, lexScorePos: -1, lexRankPos: -1,
 		denseScorePos: -1, denseRankPos: -1, bothPos: -1, titlePos: -1, lexRatioPos: -1, denseGapPos: -1, wordsPos: -1,
-		impPos: -1, clkPos: -1, ctrPos: -1, catPos: -1, brandPos: -1, histPos: -1, defaults: cfg.Defaults()}
+		coocScorePos: -1, coocRankPos: -1, alsScorePos: -1, alsRankPos: -1, popRankPos: -1, srcCountPos: -1,
+		impPos: -1, clkPos: -1, ctrPos: -1, catPos: -1, brandPos: -1, histPos: -1, tagPos: -1, defaults: cfg.Defaults()}
 	for i, f := range cfg.Features {
 		if f.Source == SourceItem {
 			l.itemPos = append(l.itemPos, i)
@@ -475,6 +519,20 @@ func NewLayout(cfg Config) Layout {
 			l.brandPos = i
 		case FeatUserHistory:
 			l.histPos = i
+		case FeatUserTagAffinity:
+			l.tagPos = i
+		case FeatCoocScore:
+			l.coocScorePos = i
+		case FeatCoocRank:
+			l.coocRankPos = i
+		case FeatALSScore:
+			l.alsScorePos = i
+		case FeatALSRank:
+			l.alsRankPos = i
+		case FeatPopularRank:
+			l.popRankPos = i
+		case FeatSourceCount:
+			l.srcCountPos = i
 		}
 	}
 	return l
@@ -490,7 +548,9 @@ func (l Layout) ItemLen() int { return len(l.itemPos) }
 func (l Layout) NeedsCounters() bool { return l.impPos >= 0 || l.clkPos >= 0 || l.ctrPos >= 0 }
 
 // NeedsUser reports whether any user feature is declared.
-func (l Layout) NeedsUser() bool { return l.catPos >= 0 || l.brandPos >= 0 || l.histPos >= 0 }
+func (l Layout) NeedsUser() bool {
+	return l.catPos >= 0 || l.brandPos >= 0 || l.histPos >= 0 || l.tagPos >= 0
+}
 
 // Fill writes one full vector into dst (len Len()) from a store row (len
 // ItemLen()) and the request features. Ranks are 0-based. Positions no
@@ -515,6 +575,15 @@ func (l Layout) Fill(dst, itemRow []float32, r Retrieval) {
 	set(dst, l.lexRatioPos, float64(r.LexRatio))
 	set(dst, l.denseGapPos, float64(r.DenseGap))
 	set(dst, l.wordsPos, float64(r.QueryWords))
+	if r.SourceCount == 0 {
+		return // not from the recommendation sources: their features keep the defaults
+	}
+	set(dst, l.coocScorePos, float64(r.CoocScore))
+	set(dst, l.coocRankPos, float64(r.CoocRank))
+	set(dst, l.alsScorePos, float64(r.ALSScore))
+	set(dst, l.alsRankPos, float64(r.ALSRank))
+	set(dst, l.popRankPos, float64(r.PopularRank))
+	set(dst, l.srcCountPos, float64(r.SourceCount))
 }
 
 // FillCounters writes the counter features from an item's decayed counts.
@@ -526,10 +595,17 @@ func (l Layout) FillCounters(dst []float32, impressions, clicks float64) {
 
 // FillUser writes the user features of one candidate from the user's
 // profile.
-func (l Layout) FillUser(dst []float32, p *UserProfile, category, brand string) {
+func (l Layout) FillUser(dst []float32, p *UserProfile, category, brand string, tags []string) {
 	set(dst, l.catPos, p.Categories[category])
 	set(dst, l.brandPos, p.Brands[brand])
 	set(dst, l.histPos, math.Log1p(float64(p.Actions)))
+	if l.tagPos >= 0 {
+		t := 0.0
+		for _, tag := range tags {
+			t += p.Tags[tag]
+		}
+		set(dst, l.tagPos, min(t, 1))
+	}
 }
 
 func set(dst []float32, pos int, v float64) {
@@ -543,15 +619,17 @@ func set(dst []float32, pos int, v float64) {
 type UserProfile struct {
 	Categories map[string]float64
 	Brands     map[string]float64
-	Actions    int
+	// Tags are each action's tags, an action's weight shared among them.
+	Tags    map[string]float64
+	Actions int
 }
 
-// NewUserProfile builds a profile from the categories and brands of the
-// items a user acted on, most recent first; the i-th weighs HistoryDecay^i.
-// Unknown items (the catalog changed) are passed as empty strings and
-// skipped.
-func NewUserProfile(categories, brands []string) *UserProfile {
-	p := &UserProfile{Categories: map[string]float64{}, Brands: map[string]float64{}}
+// NewUserProfile builds a profile from the categories, brands and tags
+// (nil for none) of the items a user acted on, most recent first; the i-th
+// weighs HistoryDecay^i. Unknown items (the catalog changed) are passed as
+// empty strings and skipped.
+func NewUserProfile(categories, brands []string, tags [][]string) *UserProfile {
+	p := &UserProfile{Categories: map[string]float64{}, Brands: map[string]float64{}, Tags: map[string]float64{}}
 	w, total := 1.0, 0.0
 	for i := range categories {
 		if categories[i] != "" || brands[i] != "" {
@@ -561,12 +639,18 @@ func NewUserProfile(categories, brands []string) *UserProfile {
 			if brands[i] != "" {
 				p.Brands[brands[i]] += w
 			}
+			if i < len(tags) && len(tags[i]) > 0 {
+				share := w / float64(len(tags[i]))
+				for _, t := range tags[i] {
+					p.Tags[t] += share
+				}
+			}
 			total += w
 			p.Actions++
 		}
 		w *= HistoryDecay
 	}
-	for _, m := range []map[string]float64{p.Categories, p.Brands} {
+	for _, m := range []map[string]float64{p.Categories, p.Brands, p.Tags} {
 		for k := range m {
 			m[k] /= total
 		}

@@ -31,8 +31,8 @@ func TestConfig_Validate(t *testing.T) {
 		},
 		{
 			name:    "type contradicts the feature",
-			mutate:  func(c *Config) { c.Features[16].Type = TypeNumeric },
-			wantErr: []string{`features[16].type: category_id is categorical, not numeric`},
+			mutate:  func(c *Config) { c.Features[22].Type = TypeNumeric },
+			wantErr: []string{`features[22].type: category_id is categorical, not numeric`},
 		},
 		{
 			name:    "linear weight on an id",
@@ -41,8 +41,8 @@ func TestConfig_Validate(t *testing.T) {
 		},
 		{
 			name:    "feature under the wrong source",
-			mutate:  func(c *Config) { c.Features[11].Source = SourceUser },
-			wantErr: []string{`features[11].name: unknown user feature "log_popularity" (known: user_category_affinity, user_brand_affinity, user_history)`},
+			mutate:  func(c *Config) { c.Features[17].Source = SourceUser },
+			wantErr: []string{`features[17].name: unknown user feature "log_popularity" (known: user_category_affinity, user_brand_affinity, user_history, user_tag_affinity)`},
 		},
 		{
 			name:    "duplicate name",
@@ -52,7 +52,7 @@ func TestConfig_Validate(t *testing.T) {
 		{
 			name:    "unknown built-in item feature",
 			mutate:  func(c *Config) { c.Features = append(c.Features, FeatureSpec{Name: "colour", Source: SourceItem}) },
-			wantErr: []string{`features[24].name: unknown item feature "colour"`},
+			wantErr: []string{`features[32].name: unknown item feature "colour"`},
 		},
 		{
 			name:    "unknown request feature",
@@ -154,16 +154,19 @@ func TestItemFeatures(t *testing.T) {
 		{Name: FeatAvailable, Source: SourceItem},
 		{Name: FeatCategoryID, Source: SourceItem},
 		{Name: FeatBrandID, Source: SourceItem},
+		{Name: FeatLogInteractions, Source: SourceItem},
 	}}
-	rows, err := ItemFeatures(cfg, items, NewDict(items), now)
+	// Decayed interactions from the event log for the first two items
+	// only (the third has none: a short slice).
+	rows, err := ItemFeatures(cfg, items, NewDict(items), now, []float32{math.E - 1, 0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Dict: categories [heavy-metal rock], brands [alpha zeta].
 	want := [][]float32{
-		{0, 1, 10, 12, 1, 2, 2},
-		{2, 0, 365, 0, 0, 1, 1}, // no created_at: the age_days default
-		{0, 0, 0, 0, 1, 2, 0},   // negative price/popularity clamp to 0, future date to age 0, no brand = 0
+		{0, 1, 10, 12, 1, 2, 2, 1},
+		{2, 0, 365, 0, 0, 1, 1, 0}, // no created_at: the age_days default
+		{0, 0, 0, 0, 1, 2, 0, 0},   // negative price/popularity clamp to 0, future date to age 0, no brand = 0
 	}
 	for i := range want {
 		t.Run(items[i].ID, func(t *testing.T) {
@@ -182,7 +185,7 @@ func TestItemFeatures(t *testing.T) {
 	})
 	t.Run("unknown item feature", func(t *testing.T) {
 		bad := Config{Features: []FeatureSpec{{Name: "colour", Source: SourceItem}}}
-		if _, err := ItemFeatures(bad, items, nil, now); err == nil {
+		if _, err := ItemFeatures(bad, items, nil, now, nil); err == nil {
 			t.Fatal("want error for unknown item feature")
 		}
 	})

@@ -266,13 +266,13 @@ func benchmarkRank200(b *testing.B, newClient clientFactory) {
 		for i, id := range rt.History {
 			cats[i], brands[i] = category(id), brand(id)
 		}
-		profile := NewUserProfile(cats, brands)
+		profile := NewUserProfile(cats, brands, nil)
 		f := layout.Len()
 		for i := range n {
 			row := x[i*f : (i+1)*f]
 			layout.Fill(row, itemRows[i*itemLen:(i+1)*itemLen], Retrieval{Score: 1 / float32(i+1), Rank: i})
 			layout.FillCounters(row, rt.Items[i].Impressions, rt.Items[i].Clicks)
-			layout.FillUser(row, profile, category(ask[i]), brand(ask[i]))
+			layout.FillUser(row, profile, category(ask[i]), brand(ask[i]), nil)
 		}
 		if _, err := s.Score(ctx, x, n); err != nil {
 			b.Fatal(err)

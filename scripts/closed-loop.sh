@@ -40,8 +40,8 @@ serving() {
   echo "server did not serve bundle $1" >&2
   return 1
 }
-simulate() { # name seed sessions
-  $bin simulate --url "$url" --items "$ITEMS" --users "$USERS" --seed "$2" --sessions "$3" --json >"$dir/$1.json"
+simulate() { # name seed sessions [simulate flags]
+  $bin simulate --url "$url" --items "$ITEMS" --users "$USERS" --seed "$2" --sessions "$3" "${@:4}" --json >"$dir/$1.json"
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%-22s CTR %.4f  NDCG@10(utility) %.4f  (%d sessions, bundles %s)" % (sys.argv[2], r["ctr"], r["ndcg"], r["result"]["sessions"], ",".join(r["result"]["bundles"])))' "$dir/$1.json" "$1"
 }
 
@@ -74,6 +74,9 @@ serving "$trees"
 step "next traffic: $EVAL_SESSIONS new sessions (seed 2) on the trained ranker"
 simulate eval-trees 2 "$EVAL_SESSIONS"
 
+step "the same sessions (seed 2), recommendations from content similarity alone (today's single source)"
+simulate eval-content 2 "$EVAL_SESSIONS" --recommend-sources content
+
 step "roll back to the linear bundle; the same $EVAL_SESSIONS sessions (seed 2)"
 $bin rollback --to "$linear"
 kill -HUP $server  # SIGHUP reloads too
@@ -89,4 +92,7 @@ for key, label in (("ctr", "CTR"), ("ndcg", "NDCG@10 vs hidden utility")):
     print(f"{label:28s} linear {a[key]:.4f}  trees {b[key]:.4f}  ({b[key]/a[key]-1:+.1%})")
 for s in ("search", "recommend"):
     print(f"  {s:26s} CTR {a[s+'_ctr']:.4f} -> {b[s+'_ctr']:.4f}   NDCG {a[s+'_ndcg']:.4f} -> {b[s+'_ndcg']:.4f}")
+c = json.load(open(f"{d}/eval-content.json"))
+print(f"recommend, trained ranker: content only CTR {c['recommend_ctr']:.4f} NDCG {c['recommend_ndcg']:.4f}; "
+      f"all sources CTR {b['recommend_ctr']:.4f} ({b['recommend_ctr']/c['recommend_ctr']-1:+.1%}) NDCG {b['recommend_ndcg']:.4f} ({b['recommend_ndcg']/c['recommend_ndcg']-1:+.1%})")
 PY

@@ -21,7 +21,8 @@ import (
 )
 
 const benchServeSynopsis = "bench serve --url URL [--surface search|recommend] (--rate R --duration D | --find-max --p99 20ms | " +
-	"--rate R --overload 2 [--baseline 10s --overload-for 30s --recover-for 30s] | --rate R --item-updates U [--admin-url URL --text-share S --pairs N]) " +
+	"--rate R --overload 2 [--baseline 10s --overload-for 30s --recover-for 30s] | --rate R --item-updates U [--admin-url URL --text-share S --pairs N] | " +
+	"--surface recommend --rate R --compare-sources content [--pairs N]) " +
 	"[--items N --users N --seed S] [--retrieval MODE] [--max-inflight N]"
 
 // loadResult is one fixed-rate run as a client and the server saw it.
@@ -62,7 +63,9 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"reports each run and the p99 each pair's updates cost")
 	adminURL := fs.String("admin-url", "http://127.0.0.1:8081", "the admin API, for --item-updates")
 	textShare := fs.Float64("text-share", 0.01, "share of --item-updates that change a text (half new items, half re-described): embedded and indexed")
-	pairs := fs.Int("pairs", 2, "A B pairs with --item-updates")
+	pairs := fs.Int("pairs", 2, "A B pairs with --item-updates or --compare-sources")
+	compare := fs.String("compare-sources", "", "with --surface recommend: A B pairs, A asking for only these recommendation sources "+
+		"(comma-separated, e.g. content: today's single source), B for all of them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,7 +79,7 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("bench serve: %w", err)
 	}
-	body := requestBodies(w, *surface, *mode, *items, *users)
+	body := requestBodies(w, *surface, *mode, *items, *users, nil)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: *inflight, MaxIdleConnsPerHost: *inflight, IdleConnTimeout: time.Minute}}
 	target := strings.TrimRight(*url, "/") + "/v1/" + *surface
@@ -98,6 +101,16 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if len(parts) > 0 {
 			fmt.Fprintf(stdout, "%8s mean ms per stage: %s\n", "", strings.Join(parts, ", "))
 		}
+	}
+	if *compare != "" {
+		if *surface != "recommend" {
+			return errors.New("bench serve: --compare-sources needs --surface recommend")
+		}
+		bodyA := requestBodies(w, *surface, *mode, *items, *users, strings.Split(*compare, ","))
+		runA := func(r float64) (loadResult, error) {
+			return loadRun(ctx, client, *url, target, bodyA, r, *duration, *inflight)
+		}
+		return sourcePairs(stdout, *compare, *pairs, *rate, runA, run, print)
 	}
 	if *itemUpdates > 0 {
 		return updatePairs(ctx, stdout, client, *url, *adminURL, *itemUpdates, *textShare, *items, *pairs, *rate, *duration, run, print)
@@ -129,11 +142,46 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
+// sourcePairs runs A B pairs: A's recommendations from the listed sources
+// only, B's from all of them; it prints each run and the pairs' p50 and
+// p99 differences.
+func sourcePairs(stdout io.Writer, only string, pairs int, rate float64, runA, runB func(float64) (loadResult, error), print func(loadResult)) error {
+	if pairs < 1 {
+		return errors.New("bench serve: --pairs must be >= 1")
+	}
+	var d50, d99 []float64
+	for p := range pairs {
+		fmt.Fprintf(stdout, "pair %d, A: %.0f recommendations/s from %s only\n", p+1, rate, only)
+		a, err := runA(rate)
+		if err != nil {
+			return err
+		}
+		print(a)
+		fmt.Fprintf(stdout, "pair %d, B: %.0f recommendations/s from all sources\n", p+1, rate)
+		b, err := runB(rate)
+		if err != nil {
+			return err
+		}
+		print(b)
+		d50, d99 = append(d50, ms(b.p50)-ms(a.p50)), append(d99, ms(b.p99)-ms(a.p99))
+	}
+	fmt.Fprintf(stdout, "all sources minus %s per pair (ms): p50 %s, p99 %s\n", only, fmtDeltas(d50), fmtDeltas(d99))
+	return nil
+}
+
+func fmtDeltas(ds []float64) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%+.2f", d)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // requestBodies returns the i-th request body: queries as the world's users
 // type them, or recommendations for a user with three recent items.
-func requestBodies(w *world.World, surface, mode string, items, users int) func(i int) []byte {
+func requestBodies(w *world.World, surface, mode string, items, users int, sources []string) func(i int) []byte {
 	const n = 4096
 	rng := rand.New(rand.NewPCG(11, 13))
 	bodies := make([][]byte, n)
@@ -148,6 +196,9 @@ func requestBodies(w *world.World, surface, mode string, items, users int) func(
 		} else {
 			v = map[string]any{"user": map[string]any{"id": u.ID, "age": u.Age}, "k": 10,
 				"recent_items": []string{world.ItemID(rng.IntN(items)), world.ItemID(rng.IntN(items)), world.ItemID(rng.IntN(items))}}
+			if len(sources) > 0 {
+				v["sources"] = sources
+			}
 		}
 		bodies[i], _ = json.Marshal(v)
 	}

@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
 	"github.com/recsys-dev/recsys/catalog/itemlog"
 	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/offline"
@@ -37,12 +40,12 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opts.Progress, opts.Logger = stdout, log
-	items, closeItems, err := openBuildItems(cfg, log)
+	items, events, closeLogs, err := openBuildLogs(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeItems()
-	opts.Items = items
+	defer closeLogs()
+	opts.Items, opts.Events = items, events
 	if cfg.Redis.Addr != "" {
 		// A real store: write features now, so servers find them at load.
 		client, err := rank.NewRedisClient(cfg.Redis)
@@ -74,7 +77,7 @@ func buildOptions(cfg *config.Config) (offline.BuildOptions, error) {
 		Rules:   rules,
 		Catalog: cfg.Build.Catalog, BundlesDir: cfg.Bundles.Dir, Keep: cfg.Bundles.Keep,
 		Model: cfg.Embed.Model, ModelFile: cfg.Embed.ModelFile, Encoder: cfg.Embed.Runtime, Index: cfg.Index.Config, Lexical: cfg.Index.Lexical, Rank: cfg.Rank.Config,
-		Ranker: cfg.Build.Ranker,
+		Ranker: cfg.Build.Ranker, Sources: cfg.Build.Sources,
 	}, nil
 }
 
@@ -94,27 +97,45 @@ func rulesYAML(cfg *config.Config) ([]byte, error) {
 	return yaml.Marshal(c)
 }
 
-// openBuildItems opens the items topic a build folds in (nil with
-// kafka.items_topic empty). With kafka.brokers empty it reads the embedded
-// broker's log: the running serve's broker when serve holds it, else one
-// started for the build.
-func openBuildItems(cfg *config.Config, log *slog.Logger) (offline.ItemChanges, func(), error) {
-	if cfg.Kafka.ItemsTopic == "" {
-		return nil, func() {}, nil
-	}
+// openBuildLogs opens the logs a build reads: the items topic it folds
+// in (nil with kafka.items_topic empty) and the events topic the
+// recommendation sources are trained from. With kafka.brokers empty they
+// are the embedded broker's: the running serve's broker when serve holds
+// it, else one started for the build.
+func openBuildLogs(cfg *config.Config, log *slog.Logger) (offline.ItemChanges, offline.Events, func(), error) {
 	kcfg := cfg.Kafka.Config
 	stop := func() {}
 	if len(kcfg.Brokers) == 0 {
 		addrs, closeFn, err := eventlog.Embedded(cfg.Embedded.Kafka, log)
 		if err != nil {
-			return nil, nil, fmt.Errorf("items topic: %w", err)
+			return nil, nil, nil, fmt.Errorf("kafka: %w", err)
 		}
 		kcfg.Brokers, stop = addrs, closeFn
+	}
+	events := topicEvents{cfg: kcfg, log: log}
+	if cfg.Kafka.ItemsTopic == "" {
+		return nil, events, stop, nil
 	}
 	l, err := itemlog.Open(kcfg, cfg.Kafka.ItemsTopic, log)
 	if err != nil {
 		stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return l, func() { l.Close(); stop() }, nil
+	return l, events, func() { l.Close(); stop() }, nil
+}
+
+// topicEvents replays the whole events topic for a build; a topic that
+// does not exist yet holds no events.
+type topicEvents struct {
+	cfg eventlog.Config
+	log *slog.Logger
+}
+
+func (t topicEvents) Replay(ctx context.Context, fn func(feedback.Event) error) error {
+	_, err := eventlog.Replay(ctx, t.cfg, eventlog.Range{}, t.log, nil, func(e feedback.Event, _ *kgo.Record) error { return fn(e) })
+	if errors.Is(err, eventlog.ErrUnknownTopic) {
+		t.log.Info("the events topic does not exist yet: recommendation sources from content and popularity only", "topic", t.cfg.Topic)
+		return nil
+	}
+	return err
 }

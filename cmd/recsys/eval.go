@@ -30,6 +30,7 @@ const modeExactDense = "exact-dense"
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runTarget(ctx, "eval", evalSynopsis, []target{
 		{"search", "retrieval quality on a BEIR-layout folder, answered by the engine serve runs", runEvalSearch},
+		{"recommend", "recommendation quality on MovieLens, built, trained and answered by the product's own commands", runEvalRecommend},
 	}, args, stdout, stderr)
 }
 

@@ -186,12 +186,12 @@ func (p *pipeline) run(ctx context.Context, cfg *config.Config, cfgPath, golden 
 			return "", err
 		}
 		o.Hold, o.Logger = true, log
-		items, closeItems, err := openBuildItems(cfg, log)
+		items, events, closeLogs, err := openBuildLogs(cfg, log)
 		if err != nil {
 			return "", err
 		}
-		defer closeItems()
-		o.Items = items
+		defer closeLogs()
+		o.Items, o.Events = items, events
 		m, err := offline.Build(ctx, o)
 		if err != nil {
 			return "", err

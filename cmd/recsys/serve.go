@@ -490,5 +490,5 @@ func loadOptions(cfg *config.Config) engine.LoadOptions {
 	lex := cfg.Index.Lexical.Params()
 	return engine.LoadOptions{Encoder: cfg.Embed.Runtime, Scorer: cfg.Rank.Runtime,
 		Search:  &engine.SearchOptions{EfSearch: cfg.Index.EfSearch, ExactBelow: cfg.Index.ExactBelow},
-		Lexical: &lex}
+		Lexical: &lex, ALSEfSearch: cfg.Engine.Recommend.ALSEfSearch}
 }

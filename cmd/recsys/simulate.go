@@ -28,6 +28,7 @@ func runSimulate(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	fs.Float64Var(&sc.PurchaseRate, "purchase-rate", 0.3, "chance a click becomes a purchase, times the item's attractiveness")
 	fs.IntVar(&sc.Concurrency, "concurrency", 4, "sessions in flight")
 	fs.DurationVar(&sc.Timeout, "timeout", 10*time.Second, "per HTTP call")
+	sources := fs.String("recommend-sources", "", "comma-separated recommendation sources to ask for (content, cooc, als, popular, fresh); default all")
 	var wc world.Config
 	fs.IntVar(&wc.Items, "items", 10000, "the world's items, as given to gen")
 	fs.IntVar(&wc.Users, "users", 1000, "the world's users, as given to gen")
@@ -38,6 +39,9 @@ func runSimulate(ctx context.Context, args []string, stdout, _ io.Writer) error 
 		return err
 	}
 	sc.BaseURL = *url
+	if *sources != "" {
+		sc.RecommendSources = strings.Split(*sources, ",")
+	}
 	if sc.BaseURL == "" {
 		sc.BaseURL = "http://" + strings.Replace(cfg.Server.Addr, "0.0.0.0", "127.0.0.1", 1)
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	Concurrency int
 	// Timeout bounds one HTTP call.
 	Timeout time.Duration
+	// RecommendSources, when set, limits the recommendation candidate
+	// sources the sessions ask for (the request's "sources").
+	RecommendSources []string
 }
 
 // Validate reports every invalid field.
@@ -231,6 +234,9 @@ func (s *Simulator) session(ctx context.Context, i int) (sessionResult, error) {
 	out.bundles = append(out.bundles, resp.Bundle)
 
 	body := map[string]any{"k": s.cfg.K, "user": user}
+	if len(s.cfg.RecommendSources) > 0 {
+		body["sources"] = s.cfg.RecommendSources
+	}
 	if len(clicked) > 0 {
 		body["recent_items"] = clicked
 	}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/recsys-dev/recsys/index"
+	"github.com/recsys-dev/recsys/index/cf"
+)
+
+// collabGen is newGen over testItems with planted collaborative sources:
+// co-engagement links the metal albums to the jazz piano album (j2) and
+// the wine (w1), which content similarity would never find, and the
+// factors make the plush bear (t3) the favourite of anyone who liked the
+// smooth jazz album (j1).
+func collabGen(t *testing.T) *Generation {
+	t.Helper()
+	items := testItems()
+	g, _ := newGen(t, "v1", items, &fakeScorer{weights: []float32{1, 0}})
+	num := func(id string) int32 { return g.byID[id] }
+	// m1 -> j2 (0.9), w1 (0.5); m2 -> j2 (0.4); others none.
+	offsets := make([]int32, len(items)+1)
+	var nids []int32
+	var sims []float32
+	for i := range items {
+		switch items[i].ID {
+		case "m1":
+			nids, sims = append(nids, num("j2"), num("w1")), append(sims, 0.9, 0.5)
+		case "m2":
+			nids, sims = append(nids, num("j2")), append(sims, 0.4)
+		}
+		offsets[i+1] = int32(len(nids))
+	}
+	nb, err := cf.NewNeighbours(len(items), offsets, nids, sims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two factors: j1 and t3 share the first, everything else the second.
+	const dim = 2
+	y := make([]float32, len(items)*dim)
+	for i := range items {
+		if id := items[i].ID; id == "j1" || id == "t3" {
+			y[i*dim] = 1
+			if id == "t3" {
+				y[i*dim] = 1.5
+			}
+		} else {
+			y[i*dim+1] = 0.3
+		}
+	}
+	f, err := cf.NewFactors(len(items), dim, y, 0.1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Build(context.Background(), index.Config{Backend: index.BackendExact}, dim+1, f.MIPSVectors())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.cooc, g.als, g.alsIndex = nb, f, ix
+	return g
+}
+
+func TestRecommend_Sources(t *testing.T) {
+	setup := func(t *testing.T) *Engine {
+		e := newEngine(t, Deps{Features: storeFor(testItems()), Rules: compileRules(t)})
+		e.publish(collabGen(t))
+		return e
+	}
+	ctx := context.Background()
+	t.Run("co-engagement alone, in its order", func(t *testing.T) {
+		res, err := setup(t).Recommend(ctx, RecommendRequest{RecentItems: []string{"m1"}, K: 5, Sources: []string{SourceCooc}, Order: OrderRetrieval, Explain: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); !slices.Equal(got, []string{"j2", "w1"}) {
+			t.Fatalf("got %v, want [j2 w1] (the planted neighbours, best first)", got)
+		}
+		// Scores are shares of the request's best: 0.9 and 0.5 of 0.9.
+		s, s2 := res.Items[0].Sources, res.Items[1].Sources
+		if s == nil || !slices.Equal(s.Names, []string{SourceCooc}) || s.Cooc == nil || s.Cooc.Rank != 1 || s.Cooc.Score != 1 ||
+			s2.Cooc == nil || s2.Cooc.Rank != 2 || math.Abs(float64(s2.Cooc.Score)-0.5/0.9) > 1e-6 {
+			t.Fatalf("explained sources %+v, %+v", s, s2)
+		}
+	})
+	t.Run("filters apply to every source", func(t *testing.T) {
+		// The wine is for adults: a ten-year-old never gets it, from
+		// co-engagement or anywhere.
+		res, err := setup(t).Recommend(ctx, RecommendRequest{User: User{Age: 10}, RecentItems: []string{"m1"}, K: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has(ids(res), "w1") || has(ids(res), "m1") {
+			t.Fatalf("got %v: the adult item or the history came back", ids(res))
+		}
+	})
+	t.Run("factorisation folds the history in", func(t *testing.T) {
+		res, err := setup(t).Recommend(ctx, RecommendRequest{RecentItems: []string{"j1"}, K: 1, Sources: []string{SourceALS}, Order: OrderRetrieval, Explain: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); !slices.Equal(got, []string{"t3"}) {
+			t.Fatalf("got %v, want [t3] (the item sharing j1's factor)", got)
+		}
+		if s := res.Items[0].Sources; s.ALS == nil || s.ALS.Rank != 1 || !(s.ALSScore > 0) {
+			t.Fatalf("explained sources %+v", s)
+		}
+	})
+	t.Run("merged: every source's candidates with their features", func(t *testing.T) {
+		res, err := setup(t).Recommend(ctx, RecommendRequest{RecentItems: []string{"m1", "j1"}, K: 8, Explain: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string][]string{}
+		for _, h := range res.Items {
+			names[h.ID] = h.Sources.Names
+		}
+		if !slices.Contains(names["j2"], SourceCooc) || !slices.Contains(names["t3"], SourceALS) || !slices.Contains(names["t3"], SourceContent) {
+			t.Fatalf("sources per item %v", names)
+		}
+		// The co-engagement score is a feature of every candidate, listed
+		// or not: t3 is reached by no history item.
+		for _, h := range res.Items {
+			if h.ID == "t3" && h.Sources.CoocScore != 0 {
+				t.Fatalf("t3 cooc score %v, want 0", h.Sources.CoocScore)
+			}
+			if h.ID == "j2" && h.Sources.CoocScore != 1 {
+				t.Fatalf("j2 cooc score %v, want 1 (the best)", h.Sources.CoocScore)
+			}
+		}
+	})
+	t.Run("a cold user gets the named sources only", func(t *testing.T) {
+		e := setup(t)
+		res, err := e.Recommend(ctx, RecommendRequest{User: User{ID: "new"}, K: 3, Sources: []string{SourceCooc}})
+		if err != nil || len(res.Items) != 0 {
+			t.Fatalf("co-engagement without a history: %v, %v; want nothing", ids(res), err)
+		}
+		res, err = e.Recommend(ctx, RecommendRequest{User: User{ID: "new"}, K: 3, Sources: []string{SourcePopular}, Order: OrderRetrieval})
+		if err != nil || !slices.Equal(ids(res), []string{"j2", "t1", "t3"}) {
+			t.Fatalf("popular alone: %v, %v; want [j2 t1 t3]", ids(res), err)
+		}
+	})
+	t.Run("exclude items", func(t *testing.T) {
+		res, err := setup(t).Recommend(ctx, RecommendRequest{RecentItems: []string{"m1"}, K: 5, Sources: []string{SourceCooc}, ExcludeItems: []string{"j2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); !slices.Equal(got, []string{"w1"}) {
+			t.Fatalf("got %v, want [w1]", got)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		req   RecommendRequest
+		field string
+	}{
+		{"unknown source", RecommendRequest{RecentItems: []string{"m1"}, K: 3, Sources: []string{"magic"}}, "sources"},
+		{"unknown order", RecommendRequest{RecentItems: []string{"m1"}, K: 3, Order: "random"}, "order"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := setup(t).Recommend(ctx, tc.req)
+			var ie *InputError
+			if !errors.As(err, &ie) || ie.Field != tc.field {
+				t.Fatalf("err = %v, want a bad %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestRecommendConfig_Validate(t *testing.T) {
+	c := DefaultRecommendConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Quotas.ALS, c.HistoryDecay, c.MaxHistory = -1, 0, 0
+	err := c.Validate()
+	for _, key := range []string{"quotas.als", "history_decay", "max_history"} {
+		if err == nil || !slices.ContainsFunc(strings.Split(err.Error(), "\n"), func(l string) bool { return strings.HasPrefix(l, key) }) {
+			t.Fatalf("err %v does not name %s", err, key)
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package cf
+
+const raceEnabled = false

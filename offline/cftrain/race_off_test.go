@@ -1,0 +1,5 @@
+//go:build !race
+
+package cftrain_test
+
+const raceEnabled = false
