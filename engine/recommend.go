@@ -226,11 +226,16 @@ func (e *Engine) recommendCandidates(g *Generation, in stageInput, keep index.Fi
 	rr := rank.Retrieval{LexRank: e.cfg.Retrieval.LexicalDepth, DenseRank: q.Content, CoocRank: q.Cooc, ALSRank: q.ALS, PopularRank: q.Popular}
 	// The fused score is the personal sources' (content, co-engagement,
 	// factorisation): popular and fresh items are candidates for the
-	// ranker, not evidence that this user wants them.
+	// ranker, not evidence that this user wants them; without a personal
+	// list (a cold request) they are all there is, and fuse.
+	fused := personalSources
+	if len(lists[0])+len(lists[1])+len(lists[2]) == 0 {
+		fused = ^uint8(0)
+	}
 	active := 0
 	for s, l := range lists {
 		bit := uint8(1) << s
-		personal := bit&personalSources != 0
+		personal := bit&fused != 0
 		if len(l) > 0 && personal {
 			active++
 		}

@@ -19,7 +19,9 @@ import (
 // randomized impressions and promoting through the gate, a rebuild and
 // reload, and the same sessions again. The script fails when the gate does
 // not promote; the test also wants the next traffic's CTR and NDCG against
-// the hidden utility higher than the linear ranker's on the same seeds.
+// the hidden utility higher than the linear ranker's on the same seeds (both
+// asking for the recommendation sources a bundle without events has; the
+// script also measures the collaborative ones and prints the difference).
 func TestClosedLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs the loop; -short skips it")

@@ -372,6 +372,14 @@ func (o ProductOptions) stage(ctx context.Context, name string, rs []Rating, cat
 	b := o.Build
 	b.Catalog, b.BundlesDir, b.Events, b.Ranker, b.Items = catalogPath, filepath.Join(o.Dir, name, "bundles"), evs, rankerPath, nil
 	b.Progress, b.Features, b.Keep = o.Progress, nil, 1
+	// The build runs when the nightly job would have: just after the
+	// newest rating it holds, so item ages are as of then.
+	var newest int64
+	for _, r := range rs {
+		newest = max(newest, r.Time)
+	}
+	at := time.Unix(newest+1, 0).UTC()
+	b.Now = func() time.Time { return at }
 	if err := os.MkdirAll(b.BundlesDir, 0o755); err != nil {
 		return nil, nil, err
 	}
