@@ -26,7 +26,7 @@ var commands = []command{
 	{"serve", "serve the current bundle over HTTP", runServe},
 	{"check-config", "validate the configuration file and compile its rules", runCheckConfig},
 	{"bench", "measure index backends on generated data (bench index --n 100000)", runBench},
-	{"eval", "measure retrieval quality (eval search --beir DIR)", runEval},
+	{"eval", "measure quality through the product (eval search --beir DIR, eval recommend --movielens DIR)", runEval},
 	{"train", "train a model offline (train embed)", runTrain},
 	{"rollback", "point CURRENT at an older bundle, verified first (rollback --list shows them)", runRollback},
 	{"runs", "list the training run history (train rank records every run)", runRuns},
