@@ -43,11 +43,16 @@ func ReadFloats(path string, n int) ([]float32, error) {
 	if len(b) != 4*n {
 		return nil, fmt.Errorf("read %s: %d bytes, want %d values", filepath.Base(path), len(b), n)
 	}
-	out := make([]float32, n)
+	return floats(b), nil
+}
+
+// floats decodes little-endian float32s.
+func floats(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
 	for i := range out {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	return out, nil
+	return out
 }
 
 // WriteItems writes the catalog as JSON Lines, fsynced, at path.
@@ -84,11 +89,7 @@ func ReadFeatures(dir string, m *Manifest) ([]float32, error) {
 	if len(b) != 4*f*m.Items {
 		return nil, fmt.Errorf("read features: %d bytes, want %d items x %d features", len(b), m.Items, f)
 	}
-	flat := make([]float32, f*m.Items)
-	for i := range flat {
-		flat[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return flat, nil
+	return floats(b), nil
 }
 
 // ReadFeatureRows is ReadFeatures as one slice per item (sharing one

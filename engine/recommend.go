@@ -337,6 +337,16 @@ func (g *Generation) freshHits(k int, age time.Duration, now time.Time, keep ind
 	return out
 }
 
+// ordered is the item numbers 0..n-1 stably sorted by compare.
+func ordered(n int, compare func(a, b int32) int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(i)
+	}
+	slices.SortStableFunc(out, compare)
+	return out
+}
+
 // collab are a generation's collaborative sources (nil fields when the
 // bundle has none).
 type collab struct {
@@ -349,42 +359,26 @@ type collab struct {
 // collaborative ones the bundle in dir has.
 func (g *Generation) openSources(dir string) error {
 	m := g.Manifest
-	counts := make([]float32, len(g.items))
-	for i := range counts {
-		counts[i] = float32(g.items[i].Popularity)
-	}
+	used := func(int32) float32 { return 0 }
 	if s := m.Sources; s != nil && s.Popular != nil {
-		// Decayed use counts from the event log; the catalog's popularity
-		// breaks ties (and orders the items no one used).
+		// Decayed use counts from the event log order the popular source;
+		// the catalog's popularity breaks ties (and orders the items no
+		// one used).
 		counts, err := bundle.ReadFloats(filepath.Join(dir, s.Popular.File), 2*len(g.items))
 		if err != nil {
 			return err
 		}
-		used := counts[:len(g.items)]
+		decayed := counts[:len(g.items)]
 		g.uses = counts[len(g.items):]
-		byUse := make([]int32, len(g.items))
-		for i := range byUse {
-			byUse[i] = int32(i)
-		}
-		slices.SortStableFunc(byUse, func(a, b int32) int {
-			if c := cmp.Compare(used[b], used[a]); c != 0 {
-				return c
-			}
-			return cmp.Compare(counts[b], counts[a])
-		})
-		g.popular = byUse
-	} else {
-		g.popular = make([]int32, len(g.items))
-		for i := range g.popular {
-			g.popular[i] = int32(i)
-		}
-		slices.SortStableFunc(g.popular, func(a, b int32) int { return cmp.Compare(counts[b], counts[a]) })
+		used = func(i int32) float32 { return decayed[i] }
 	}
-	g.newest = make([]int32, len(g.items))
-	for i := range g.newest {
-		g.newest[i] = int32(i)
-	}
-	slices.SortStableFunc(g.newest, func(a, b int32) int { return g.items[b].CreatedAt.Compare(g.items[a].CreatedAt) })
+	g.popular = ordered(len(g.items), func(a, b int32) int {
+		if c := cmp.Compare(used(b), used(a)); c != 0 {
+			return c
+		}
+		return cmp.Compare(g.items[b].Popularity, g.items[a].Popularity)
+	})
+	g.newest = ordered(len(g.items), func(a, b int32) int { return g.items[b].CreatedAt.Compare(g.items[a].CreatedAt) })
 
 	s := m.Sources
 	if s == nil {

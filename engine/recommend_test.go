@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/index"
 	"github.com/recsys-dev/recsys/index/cf"
 )
@@ -181,5 +183,30 @@ func TestRecommendConfig_Validate(t *testing.T) {
 		if err == nil || !slices.ContainsFunc(strings.Split(err.Error(), "\n"), func(l string) bool { return strings.HasPrefix(l, key) }) {
 			t.Fatalf("err %v does not name %s", err, key)
 		}
+	}
+}
+
+// The popular source orders by the event log's decayed use, and the
+// catalog's popularity orders the items used equally (or not at all).
+func TestOpenSources_PopularOrder(t *testing.T) {
+	g, _ := newGen(t, "v1", testItems(), &fakeScorer{weights: []float32{1, 0}})
+	dir := t.TempDir()
+	n := len(g.items)
+	counts := make([]float32, 2*n) // decayed, then all-time
+	counts[g.byID["t3"]], counts[g.byID["w1"]] = 5, 2
+	if err := bundle.WriteFloats(filepath.Join(dir, bundle.PopularFile), counts); err != nil {
+		t.Fatal(err)
+	}
+	g.Manifest.Sources = &bundle.Sources{Popular: &bundle.Model{File: bundle.PopularFile}}
+	if err := g.openSources(dir); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, id := range g.popular[:5] {
+		got = append(got, g.items[id].ID)
+	}
+	// t3 and w1 by use; then j2 9, t1 8, t2 7 by the catalog.
+	if want := []string{"t3", "w1", "j2", "t1", "t2"}; !slices.Equal(got, want) {
+		t.Fatalf("popular order %v, want %v", got, want)
 	}
 }
