@@ -15,7 +15,7 @@ import (
 // name the field; their line is 1.
 func ParseItem(b []byte) (Item, error) {
 	b = bytes.TrimSpace(b)
-	c := newChecker()
+	c := &checker{}
 	if len(b) == 0 {
 		c.add(1, "", "", "empty")
 		return Item{}, c.err()
@@ -34,7 +34,7 @@ var Patchable = []string{"title", "description", "brand", "category", "tags", "p
 // Check validates one decoded item as a catalog row (its problems' line
 // is 1).
 func Check(it *Item) error {
-	c := newChecker()
+	var c checker
 	c.check(1, it, 0)
 	return c.err()
 }
@@ -54,7 +54,7 @@ func Patch(it Item, patch []byte) (Item, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	c := newChecker()
+	c := &checker{}
 	id := safeID(it.ID)
 	var bad fieldSet
 	it.Tags = slices.Clone(it.Tags)

@@ -91,7 +91,8 @@ func Validate(items []Item) error {
 }
 
 // checker accumulates problems across a catalog. It remembers the line of
-// every id it has seen, which is what lets a duplicate name its original.
+// every id it has seen, which is what lets a duplicate name its original;
+// a checker of one item (a zero checker) remembers none.
 type checker struct {
 	seen     map[string]int
 	problems []Problem
@@ -135,6 +136,8 @@ func (c *checker) check(line int, it *Item, bad fieldSet) {
 		}
 		c.add(line, shown, "id", reason)
 		id = shown
+	} else if c.seen == nil {
+		// one item (Check, Patch): nothing to be a duplicate of
 	} else if first, dup := c.seen[id]; dup {
 		c.add(line, id, "id", fmt.Sprintf("duplicate of line %d", first))
 	} else {

@@ -33,9 +33,26 @@ import (
 // batch changes texts, scored with the bundle's statistics); the bundle's
 // graph and lexical index skip the items whose entries say they are stale.
 
-// liveChunk is the size of a table chunk: a batch copies the table's spine
-// and the chunks it writes, not the whole table.
-const liveChunk = 1024
+// A table's chunks hold 1<<shift entries: a batch copies the table's
+// spine and the chunks it writes, not the whole table. Random changes to a
+// catalog of n items cost about n>>shift spine pointers plus a chunk per
+// change, least near a chunk of sqrt(n/64) entries (for batches of about
+// 64): 16 for 10k items, 64 for 1M. Measured on 10k items at 10,000
+// changes a second, chunks of 1,024 allocated 8.8 MB a second, a tenth
+// of the process's garbage.
+const (
+	minChunkShift = 4
+	maxChunkShift = 10
+)
+
+// chunkShift is the chunk size of a new table over n item numbers.
+func chunkShift(n int) uint8 {
+	s := uint8(minChunkShift)
+	for s < maxChunkShift && 1<<(2*(s+1)) <= n/64 {
+		s++
+	}
+	return s
+}
 
 // liveItem is an item's state after a change. It is immutable once a view
 // holding it is published.
@@ -62,15 +79,18 @@ type liveItem struct {
 
 // table maps item numbers to their live entries: a two-level array whose
 // chunks are shared between views until a batch writes one.
-type table struct{ chunks []*[liveChunk]*liveItem }
+type table struct {
+	chunks [][]*liveItem
+	shift  uint8
+}
 
 func (t *table) get(id int32) *liveItem {
-	c := int(id) / liveChunk
+	c := int(id) >> t.shift
 	if c >= len(t.chunks) {
 		return nil
 	}
 	if ch := t.chunks[c]; ch != nil {
-		return ch[int(id)%liveChunk]
+		return ch[int(id)&(1<<t.shift-1)]
 	}
 	return nil
 }
@@ -83,7 +103,7 @@ func (t *table) each(fn func(id int32, e *liveItem)) {
 		}
 		for i, e := range ch {
 			if e != nil {
-				fn(int32(c*liveChunk+i), e)
+				fn(int32(c<<t.shift+i), e)
 			}
 		}
 	}
@@ -96,24 +116,27 @@ type tableWriter struct {
 	fresh map[int]bool
 }
 
-func newTableWriter(t table) *tableWriter {
-	return &tableWriter{t: table{chunks: slices.Clone(t.chunks)}, fresh: map[int]bool{}}
+// newTableWriter writes the next table after t; an empty t gets the chunk
+// size for n item numbers.
+func newTableWriter(t table, n int) *tableWriter {
+	if len(t.chunks) == 0 {
+		t.shift = chunkShift(n)
+	}
+	return &tableWriter{t: table{chunks: slices.Clone(t.chunks), shift: t.shift}, fresh: map[int]bool{}}
 }
 
 func (w *tableWriter) set(id int32, it *liveItem) {
-	c := int(id) / liveChunk
+	c := int(id) >> w.t.shift
 	for c >= len(w.t.chunks) {
 		w.t.chunks = append(w.t.chunks, nil)
 	}
 	if !w.fresh[c] {
-		ch := new([liveChunk]*liveItem)
-		if old := w.t.chunks[c]; old != nil {
-			*ch = *old
-		}
+		ch := make([]*liveItem, 1<<w.t.shift)
+		copy(ch, w.t.chunks[c])
 		w.t.chunks[c] = ch
 		w.fresh[c] = true
 	}
-	w.t.chunks[c][int(id)%liveChunk] = it
+	w.t.chunks[c][int(id)&(1<<w.t.shift-1)] = it
 }
 
 // view is the live catalog of a generation at one offset of the items

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -476,5 +477,54 @@ func TestLive_RunItemsAndReadiness(t *testing.T) {
 	waitFor(t, "readiness to recover", func() bool { return e.ItemsReachable(ctx) == nil })
 	if res, _ := e.Search(ctx, SearchRequest{Query: "jazz", K: 3}); slices.Contains(res.Degraded, "items") {
 		t.Errorf("still flagged after the topic answered: %v", res.Degraded)
+	}
+}
+
+// The live table is copy-on-write at every chunk size: a writer's table
+// holds every entry set through it and the earlier tables, still read by
+// requests, hold none of its changes.
+func TestTable_CopyOnWrite(t *testing.T) {
+	for _, n := range []int{0, 10_000, 1_000_000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(n), 7))
+			want := map[int32]*liveItem{}
+			var tables []table
+			var wants []map[int32]*liveItem
+			cur := table{}
+			for batch := range 20 {
+				w := newTableWriter(cur, n)
+				for range 50 {
+					id := int32(rng.IntN(max(n, 100) + 100)) // past the bundle too
+					e := &liveItem{offset: int64(batch)}
+					w.set(id, e)
+					want[id] = e
+				}
+				cur = w.t
+				tables, wants = append(tables, cur), append(wants, maps.Clone(want))
+			}
+			if got, shift := cur.shift, chunkShift(n); got != shift {
+				t.Fatalf("shift %d, want %d", got, shift)
+			}
+			for i, tb := range tables {
+				seen := 0
+				tb.each(func(id int32, e *liveItem) {
+					seen++
+					if wants[i][id] != e {
+						t.Fatalf("table %d: item %d holds %p, want %p", i, id, e, wants[i][id])
+					}
+				})
+				if seen != len(wants[i]) {
+					t.Fatalf("table %d: %d entries, want %d", i, seen, len(wants[i]))
+				}
+				for id, e := range wants[i] {
+					if tb.get(id) != e {
+						t.Fatalf("table %d: get(%d) differs", i, id)
+					}
+				}
+			}
+		})
+	}
+	if chunkShift(10_000) != 4 || chunkShift(1_000_000) != 6 || chunkShift(1<<40) != maxChunkShift {
+		t.Fatalf("chunk shifts %d, %d, %d", chunkShift(10_000), chunkShift(1_000_000), chunkShift(1<<40))
 	}
 }

@@ -102,7 +102,7 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 	}
 	w := g.writer
 	nv := *v
-	tw := newTableWriter(v.over)
+	tw := newTableWriter(v.over, int(v.n))
 	// The maps of new ids and names are shared with the published view
 	// until the batch adds to them.
 	cloned := false

@@ -126,7 +126,7 @@ func (g *Generation) foldInto(nv *view, live *rules.Set, now time.Time) {
 	// follow the new columns.
 	nv.cats, nv.brands = nil, nil
 	noClone := func() {}
-	tw := &tableWriter{fresh: map[int]bool{}}
+	tw := newTableWriter(table{}, int(nv.n))
 	for _, id := range kept {
 		e := *nv.over.get(id)
 		e.cat = nv.code(f.cols.catIDs, &nv.cats, e.item.Category, noClone)

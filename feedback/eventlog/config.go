@@ -55,6 +55,12 @@ type Config struct {
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// Spool holds accepted events on disk while Kafka is unreachable.
 	Spool SpoolConfig `yaml:"spool"`
+	// Compression is the codec of produced batches: none, snappy, lz4,
+	// zstd or gzip; empty means snappy. The embedded broker keeps snappy
+	// too: it writes every batch to its segment files and reads it back
+	// for every fetch, and an impression's features compress about 3x,
+	// so none cost more copying than the codec saved (measured).
+	Compression string `yaml:"compression"`
 	// TLS and SASL secure the connections to a managed cluster.
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
@@ -102,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Minute) {
 		errs = append(errs, errors.New("retention: must be 0 (the broker's) or at least 1m"))
+	}
+	if _, err := c.codec(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Partitions < 0 || c.Partitions > 10000 {
 		errs = append(errs, errors.New("partitions: must be in [0, 10000] (0 means the broker's default)"))

@@ -24,6 +24,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"negative timeout", Config{Brokers: []string{"k:1"}, ProduceTimeout: -time.Second}, []string{"produce_timeout: must be at least 1s"}},
 		{"sub-second timeout", Config{Brokers: []string{"k:1"}, ProduceTimeout: 500 * time.Millisecond}, []string{"produce_timeout: must be at least 1s"}},
 		{"negative partitions", Config{Brokers: []string{"k:1"}, Partitions: -1}, []string{"partitions: must be in"}},
+		{"every codec", Config{Brokers: []string{"k:1"}, Compression: "zstd"}, nil},
+		{"unknown codec", Config{Brokers: []string{"k:1"}, Compression: "brotli"}, []string{"compression: must be none, snappy"}},
 		{"every error at once", Config{Topic: "a b", Partitions: -3}, []string{"brokers:", "topic:", "partitions:"}},
 	}
 	for _, tt := range tests {

@@ -58,7 +58,11 @@ func (c Config) securityProblems() []error {
 // ClientOpts are the options every Kafka client of the service starts
 // with: the seed brokers, TLS and SASL, then more.
 func (c Config) ClientOpts(more ...kgo.Opt) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	codec, err := c.codec()
+	if err != nil {
+		return nil, fmt.Errorf("kafka.%w", err)
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ProducerBatchCompression(codec)}
 	tc, err := c.TLS.TLS()
 	if err != nil {
 		return nil, fmt.Errorf("kafka.%w", err)
@@ -81,6 +85,29 @@ func (c Config) ClientOpts(more ...kgo.Opt) ([]kgo.Opt, error) {
 		}
 	}
 	return append(opts, more...), nil
+}
+
+// Compression codecs (kafka.compression).
+const (
+	CompressionNone   = "none"
+	CompressionSnappy = "snappy"
+)
+
+// codec is the producer's batch codec for c.Compression; empty is snappy.
+func (c Config) codec() (kgo.CompressionCodec, error) {
+	switch c.Compression {
+	case "", CompressionSnappy:
+		return kgo.SnappyCompression(), nil
+	case CompressionNone:
+		return kgo.NoCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("compression: must be none, snappy, lz4, zstd or gzip (empty: snappy), got %q", c.Compression)
 }
 
 // TLSConfig is the client's TLS, for the package's own tests and for

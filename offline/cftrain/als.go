@@ -28,7 +28,8 @@ const initScale = 0.01
 // The result depends only on the input, the config and Seed, not on
 // Workers. The cost is about Iterations * (interactions*2*Factors^2/2 +
 // (users+items)*Factors^3/6) multiply-adds: 31 s for a million
-// interactions of 50k users on 10k items, 64 factors, on two cores.
+// interactions of 50k users on 10k items at 64 factors, 7.6 s at 32 (the
+// default), on two cores.
 func TrainALS(ctx context.Context, in []Interaction, users, items int, now time.Time, cfg ALSConfig) (*cf.Factors, Report, error) {
 	start := time.Now()
 	var rep Report

@@ -133,7 +133,7 @@ type ALSConfig struct {
 // factor norm summed over users, so a much larger catalog or user base
 // wants it retuned.
 func DefaultALSConfig() ALSConfig {
-	return ALSConfig{Factors: 64, Iterations: 10, Lambda: 20, Alpha: 2, Seed: 1}
+	return ALSConfig{Factors: 32, Iterations: 10, Lambda: 20, Alpha: 2, Seed: 1}
 }
 
 // maxIterations bounds Iterations; ALS converges in tens.
