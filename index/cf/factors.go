@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/viterin/vek/vek32"
 )
 
 // MaxDim bounds the number of factors. A fold-in costs dim^3/6 for the
@@ -340,21 +342,16 @@ func (f *Factors) Score(x []float32, item int32) float32 {
 	return dot(x, f.Item(item))
 }
 
+// dot is the SIMD dot product (vek32's AVX2 kernel where the CPU has
+// it): every candidate of a recommendation gets its factor score, and the
+// four-accumulator Go loop it replaces was about six times slower per row
+// in a micro-benchmark (0.04-0.05 ms of a request in the profile).
 func dot(x, y []float32) float32 {
 	n := min(len(x), len(y))
-	x, y = x[:n], y[:n]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += x[i] * y[i]
-		s1 += x[i+1] * y[i+1]
-		s2 += x[i+2] * y[i+2]
-		s3 += x[i+3] * y[i+3]
+	if n == 0 {
+		return 0
 	}
-	for ; i < n; i++ {
-		s0 += x[i] * y[i]
-	}
-	return s0 + s1 + s2 + s3
+	return vek32.Dot(x[:n], y[:n])
 }
 
 // MIPSVectors returns the item factors as Len() unit vectors of Dim()+1
