@@ -433,7 +433,14 @@ func TestServer_RedisStopped(t *testing.T) {
 	_, base := startServer(t, cfg)
 
 	search := func() engine.Result { return searchOK(t, base, map[string]any{"query": "wooden toy", "k": 10}) }
-	if res := search(); len(res.Degraded) != 0 || len(res.Items) != 10 {
+	// The first requests may miss the 50 ms feature deadline while the
+	// pool dials under -race on a loaded machine (flagged, rightly): the
+	// healthy state must be reached within a few.
+	res := search()
+	for i := 0; i < 5 && len(res.Degraded) != 0; i++ {
+		res = search()
+	}
+	if len(res.Degraded) != 0 || len(res.Items) != 10 {
 		t.Fatalf("healthy search: %d items, degraded %v", len(res.Items), res.Degraded)
 	}
 	proc.Close() // redis-server killed mid-load
