@@ -245,6 +245,10 @@ func applySearch(ix any, so *SearchOptions) {
 func layoutOf(m *bundle.Manifest) (rank.Layout, []float32, error) {
 	isItem := make(map[string]bool, len(m.ItemFeatureNames))
 	for _, n := range m.ItemFeatureNames {
+		if src, ok := rank.SourceOf(n); !ok || src != rank.SourceItem {
+			// The live catalog computes these for every changed item.
+			return rank.Layout{}, nil, fmt.Errorf("item feature %q: not an item feature this server computes", n)
+		}
 		isItem[n] = true
 	}
 	var cfg rank.Config

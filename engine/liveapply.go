@@ -188,15 +188,12 @@ func (e *Engine) applyTo(ctx context.Context, g *Generation, changes []itemlog.C
 			if prev != nil && prev.text && !ent.text {
 				lexTouched = append(lexTouched, id) // back to the bundle's text
 			}
-			var uses []float32 // a bundle item keeps its interactions; a new one has none
+			var uses float32 // a bundle item keeps its interactions; a new one has none
 			if int(id) < len(g.uses) {
-				uses = g.uses[id : id+1]
+				uses = g.uses[id]
 			}
-			rows, err := rank.ItemFeatures(w.feat, []catalog.Item{*c.Item}, w.dict, w.builtAt, uses)
-			if err != nil {
-				return fmt.Errorf("item %q: features: %w", c.ID, err)
-			}
-			ent.row = rows[0]
+			ent.row = make([]float32, len(w.feat.Features))
+			rank.ItemRow(ent.row, w.feat.Features, c.Item, w.dict, w.builtAt, uses)
 			if bound != nil {
 				ent.verdicts = bound.Verdicts(&ent.item, renv)
 			}

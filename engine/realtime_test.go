@@ -161,6 +161,12 @@ func TestLayoutOf_RefusesUnknownFeature(t *testing.T) {
 	if _, _, err := layoutOf(m); err == nil || !strings.Contains(err.Error(), `"from_the_future"`) {
 		t.Fatalf("err = %v, want the unknown feature named", err)
 	}
+	// An item column the live catalog could not compute for a changed item
+	// (a request feature stored as an item one) is refused too.
+	m = &bundle.Manifest{FeatureNames: []string{"retrieval_score"}, FeatureDefaults: []float32{0}, ItemFeatureNames: []string{"retrieval_score"}}
+	if _, _, err := layoutOf(m); err == nil || !strings.Contains(err.Error(), `item feature "retrieval_score"`) {
+		t.Fatalf("err = %v, want the item feature named", err)
+	}
 }
 
 func TestEngine_Explore(t *testing.T) {

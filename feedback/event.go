@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 
 	"github.com/recsys-dev/recsys/internal/strictjson"
@@ -337,7 +338,8 @@ func decodeWithoutFeatures(body []byte) (Event, bool) {
 	}
 	var ev Event
 	w := liteEvent{eventAlias: (*eventAlias)(&ev)}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	// goccy/go-json: the counters consumer decodes every impression.
+	dec := gojson.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if dec.Decode(&w) != nil {
 		return Event{}, false

@@ -417,20 +417,28 @@ func ItemFeatures(cfg Config, items []catalog.Item, d *Dict, now time.Time, uses
 	backing := make([]float32, len(items)*nf)
 	rows := make([][]float32, len(items))
 	for i := range items {
-		it := &items[i]
-		row := backing[i*nf : (i+1)*nf : (i+1)*nf]
-		for j, f := range specs {
-			if f.Name == FeatLogInteractions {
-				if i < len(uses) {
-					row[j] = float32(math.Log1p(math.Max(float64(uses[i]), 0)))
-				}
-				continue
-			}
-			row[j] = itemFeature(f, it, d, now)
+		var u float32
+		if i < len(uses) {
+			u = uses[i]
 		}
-		rows[i] = row
+		rows[i] = backing[i*nf : (i+1)*nf : (i+1)*nf]
+		ItemRow(rows[i], specs, &items[i], d, now, u)
 	}
 	return rows, nil
+}
+
+// ItemRow computes one item's row into row, one value per spec (item
+// features only, as ItemFeatures checked them); uses is the item's decayed
+// interactions. The live catalog computes a changed item's row with it,
+// thousands a second, without ItemFeatures' per-call checks and copies.
+func ItemRow(row []float32, specs []FeatureSpec, it *catalog.Item, d *Dict, now time.Time, uses float32) {
+	for j, f := range specs {
+		if f.Name == FeatLogInteractions {
+			row[j] = float32(math.Log1p(math.Max(float64(uses), 0)))
+			continue
+		}
+		row[j] = itemFeature(f, it, d, now)
+	}
 }
 
 func itemFeature(f FeatureSpec, it *catalog.Item, d *Dict, now time.Time) float32 {

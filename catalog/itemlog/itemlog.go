@@ -13,6 +13,7 @@
 package itemlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	gojson "github.com/goccy/go-json"
@@ -72,10 +73,19 @@ func (c *Change) Validate() error {
 
 // Encode is the record value of c.
 func Encode(c *Change) ([]byte, error) {
-	if err := c.Validate(); err != nil {
+	var buf bytes.Buffer
+	if err := encodeTo(gojson.NewEncoder(&buf), c); err != nil {
 		return nil, err
 	}
-	return gojson.Marshal(c)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// encodeTo validates c and writes its record value and a newline.
+func encodeTo(enc *gojson.Encoder, c *Change) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return enc.Encode(c)
 }
 
 // Decode reads and validates a record value. Every replica decodes every

@@ -99,6 +99,29 @@ func TestLog_Kafka(t *testing.T) {
 	if err != nil || !slices.Equal(offs, []int64{0, 1}) {
 		t.Fatalf("Write = %v, %v", offs, err)
 	}
+	// Each record's key is its id and its value the change alone (one
+	// write shares one buffer among its records).
+	raw, err := l.cfg.NewClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{DefaultTopic: {0: kgo.NewOffset().At(0)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for len(keys) < 2 && ctx.Err() == nil {
+		raw.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			c, err := Decode(r.Value, r.Offset)
+			if err != nil {
+				t.Errorf("record %d: %v", r.Offset, err)
+			}
+			keys = append(keys, string(r.Key)+"="+c.ID)
+			if c.ID == "a" && (c.Item == nil || c.Item.Title != "A") {
+				t.Errorf("record a holds %+v", c.Item)
+			}
+		})
+	}
+	raw.Close()
+	if !slices.Equal(keys, []string{"a=a", "b=b"}) {
+		t.Fatalf("records (key=id) = %v", keys)
+	}
 	if _, err := l.Write(ctx, []Change{{Op: OpUpsert, ID: "c"}}); err == nil {
 		t.Fatal("an invalid change was written")
 	}

@@ -1,12 +1,15 @@
 package itemlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -67,16 +70,37 @@ func (l *Log) Ensure(ctx context.Context) error {
 	return eventlog.CreateTopic(ctx, l.cl, l.cfg, l.topic, 1, map[string]string{"cleanup.policy": "compact"})
 }
 
+// writeBufs are Write's encoding buffers.
+var writeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // Write appends changes in order and returns the offset of each once the
 // broker acknowledged all of them.
 func (l *Log) Write(ctx context.Context, changes []Change) ([]int64, error) {
+	// Keys and values share one pooled buffer and the records one array:
+	// the admin API writes changes by the thousand a second, and the
+	// broker is done with them when ProduceSync returns.
+	buf := writeBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer writeBufs.Put(buf)
+	enc := gojson.NewEncoder(buf)
 	recs := make([]*kgo.Record, len(changes))
+	arr := make([]kgo.Record, len(changes))
+	spans := make([][2]int, 2*len(changes))
 	for i := range changes {
-		b, err := Encode(&changes[i])
-		if err != nil {
+		start := buf.Len()
+		buf.WriteString(changes[i].ID)
+		mid := buf.Len()
+		if err := encodeTo(enc, &changes[i]); err != nil {
 			return nil, fmt.Errorf("change %d: %w", i, err)
 		}
-		recs[i] = &kgo.Record{Key: []byte(changes[i].ID), Value: b, Partition: partition}
+		spans[2*i], spans[2*i+1] = [2]int{start, mid}, [2]int{mid, buf.Len() - 1} // without Encode's newline
+	}
+	// Sliced once the buffer stopped growing.
+	b := buf.Bytes()
+	for i := range changes {
+		k, v := spans[2*i], spans[2*i+1]
+		arr[i] = kgo.Record{Key: b[k[0]:k[1]:k[1]], Value: b[v[0]:v[1]:v[1]], Partition: partition}
+		recs[i] = &arr[i]
 	}
 	res := l.cl.ProduceSync(ctx, recs...)
 	if err := res.FirstErr(); err != nil {
