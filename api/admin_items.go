@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -87,7 +88,7 @@ func (a *Admin) getItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	li, ok := d.Get(c.Params("id"))
+	li, ok := d.Get(itemID(c))
 	if !ok {
 		return &requestError{status: http.StatusNotFound, code: CodeNotFound, field: "id", msg: "no such item"}
 	}
@@ -95,16 +96,22 @@ func (a *Admin) getItem(c *fiber.Ctx) error {
 }
 
 func (a *Admin) putItem(c *fiber.Ctx) error {
-	return a.runOps(c, []itemOp{{Op: "put", ID: c.Params("id"), Item: c.Body()}}, "item")
+	return a.runOps(c, []itemOp{{Op: "put", ID: itemID(c), Item: c.Body()}}, "item")
 }
 
 func (a *Admin) patchItem(c *fiber.Ctx) error {
-	return a.runOps(c, []itemOp{{Op: "patch", ID: c.Params("id"), Fields: c.Body()}}, "fields")
+	return a.runOps(c, []itemOp{{Op: "patch", ID: itemID(c), Fields: c.Body()}}, "fields")
 }
 
 func (a *Admin) deleteItem(c *fiber.Ctx) error {
-	return a.runOps(c, []itemOp{{Op: "delete", ID: c.Params("id")}}, "id")
+	return a.runOps(c, []itemOp{{Op: "delete", ID: itemID(c)}}, "id")
 }
+
+// itemID is the route's item id, copied: fiber's parameters alias the
+// request buffer, which the next request on the connection overwrites, and
+// a change's id outlives the handler (in the live catalog, in a test's
+// fake of it).
+func itemID(c *fiber.Ctx) string { return strings.Clone(c.Params("id")) }
 
 func (a *Admin) batchItems(c *fiber.Ctx) error {
 	var body struct {
