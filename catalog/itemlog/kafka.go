@@ -85,22 +85,21 @@ func (l *Log) Write(ctx context.Context, changes []Change) ([]int64, error) {
 	enc := gojson.NewEncoder(buf)
 	recs := make([]*kgo.Record, len(changes))
 	arr := make([]kgo.Record, len(changes))
-	spans := make([][2]int, 2*len(changes))
+	ends := make([]int, len(changes)) // each record is its id, its value and a newline
 	for i := range changes {
-		start := buf.Len()
 		buf.WriteString(changes[i].ID)
-		mid := buf.Len()
 		if err := encodeTo(enc, &changes[i]); err != nil {
 			return nil, fmt.Errorf("change %d: %w", i, err)
 		}
-		spans[2*i], spans[2*i+1] = [2]int{start, mid}, [2]int{mid, buf.Len() - 1} // without Encode's newline
+		ends[i] = buf.Len()
 	}
 	// Sliced once the buffer stopped growing.
-	b := buf.Bytes()
+	b, start := buf.Bytes(), 0
 	for i := range changes {
-		k, v := spans[2*i], spans[2*i+1]
-		arr[i] = kgo.Record{Key: b[k[0]:k[1]:k[1]], Value: b[v[0]:v[1]:v[1]], Partition: partition}
+		mid, end := start+len(changes[i].ID), ends[i]-1
+		arr[i] = kgo.Record{Key: b[start:mid:mid], Value: b[mid:end:end], Partition: partition}
 		recs[i] = &arr[i]
+		start = ends[i]
 	}
 	res := l.cl.ProduceSync(ctx, recs...)
 	if err := res.FirstErr(); err != nil {
