@@ -143,6 +143,7 @@ func updatePairs(ctx context.Context, stdout io.Writer, client *http.Client, bas
 		return fmt.Errorf("bench serve: --item-updates must be > 0, --text-share in [0, 1], --pairs >= 1")
 	}
 	var deltas []float64
+	var as, bs []loadResult
 	for p := range pairs {
 		fmt.Fprintf(stdout, "pair %d, A: %.0f requests/s, no item changes\n", p+1, rate)
 		a, err := run(rate)
@@ -180,9 +181,11 @@ func updatePairs(ctx context.Context, stdout io.Writer, client *http.Client, bas
 		lag := (after["recsys_items_apply_lag_seconds_sum"] - before["recsys_items_apply_lag_seconds_sum"]) / max(lagN, 1)
 		d := ms(b.p99) - ms(a.p99)
 		deltas = append(deltas, d)
+		as, bs = append(as, a), append(bs, b)
 		fmt.Fprintf(stdout, "pair %d: %d changes accepted (%.0f/s), %.0f applied, mean apply lag %.1f ms, %d batches failed, %d skipped (%d in flight); p99 %+.2f ms with changes\n",
 			p+1, u.sent.Load(), float64(u.sent.Load())/elapsed.Seconds(), applied, 1000*lag, u.failed.Load(), u.skipped.Load(), inflightBatches, d)
 	}
-	fmt.Fprintf(stdout, "p99 cost of item changes per pair (ms): %v\n", deltas)
+	fmt.Fprintf(stdout, "p99 cost of item changes per pair (ms): %s\n", fmtDeltas(deltas))
+	fmt.Fprintf(stdout, "p99 cost of item changes: %s\n", pairSummary(as, bs))
 	return nil
 }

@@ -34,6 +34,7 @@ type loadResult struct {
 	cpuPerReq, allocsPerReq   float64 // from the server's /metrics
 	bytesPerReq, serverSecond float64
 	stages                    map[string]float64 // mean seconds per "<surface>/<stage>"
+	lat                       []time.Duration    // answered requests' latencies, sorted
 }
 
 // runBenchServe drives a running server at a fixed rate, open loop: each
@@ -150,6 +151,7 @@ func sourcePairs(stdout io.Writer, only string, pairs int, rate float64, runA, r
 		return errors.New("bench serve: --pairs must be >= 1")
 	}
 	var d50, d99 []float64
+	var as, bs []loadResult
 	for p := range pairs {
 		fmt.Fprintf(stdout, "pair %d, A: %.0f recommendations/s from %s only\n", p+1, rate, only)
 		a, err := runA(rate)
@@ -164,8 +166,10 @@ func sourcePairs(stdout io.Writer, only string, pairs int, rate float64, runA, r
 		}
 		print(b)
 		d50, d99 = append(d50, ms(b.p50)-ms(a.p50)), append(d99, ms(b.p99)-ms(a.p99))
+		as, bs = append(as, a), append(bs, b)
 	}
 	fmt.Fprintf(stdout, "all sources minus %s per pair (ms): p50 %s, p99 %s\n", only, fmtDeltas(d50), fmtDeltas(d99))
+	fmt.Fprintf(stdout, "all sources minus %s: %s\n", only, pairSummary(as, bs))
 	return nil
 }
 
@@ -292,10 +296,31 @@ func summarize(res *loadResult, samples []sample) {
 	}
 	res.ok = len(lat)
 	slices.Sort(lat)
+	res.lat = lat
 	if len(lat) > 0 {
-		q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-		res.p50, res.p90, res.p99, res.max = q(0.5), q(0.9), q(0.99), lat[len(lat)-1]
+		res.p50, res.p90, res.p99, res.max = percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), lat[len(lat)-1]
 	}
+}
+
+// pairSummary sums up A B pairs: the median of the pairs' p99 differences
+// and the p99 of all B requests together minus that of all A requests (one
+// noisy pair moves the first less; the second weighs every request alike).
+func pairSummary(as, bs []loadResult) string {
+	d := make([]float64, len(as))
+	var a, b []time.Duration
+	for i := range as {
+		d[i] = ms(bs[i].p99) - ms(as[i].p99)
+		a, b = append(a, as[i].lat...), append(b, bs[i].lat...)
+	}
+	slices.Sort(d)
+	med := d[len(d)/2]
+	if len(d)%2 == 0 {
+		med = (d[len(d)/2-1] + d[len(d)/2]) / 2
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return fmt.Sprintf("median of the pairs' p99 differences %+.2f ms; all B requests' p99 %.2f ms minus all A requests' %.2f ms: %+.2f ms",
+		med, ms(percentile(b, 0.99)), ms(percentile(a, 0.99)), ms(percentile(b, 0.99))-ms(percentile(a, 0.99)))
 }
 
 // loadRun sends rate requests per second for d and collects latencies and

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recsys-dev/recsys/world"
 )
@@ -94,5 +95,30 @@ func TestBenchServe(t *testing.T) {
 	}
 	if got := srv.Engine.ItemsOffset() - before; fmt.Sprint(got) != m[1] {
 		t.Errorf("server offset moved by %d, report says %s accepted", got, m[1])
+	}
+}
+
+// TestPairSummary checks the pairs' summary: the median of the per-pair
+// p99 differences (even and odd counts) and the pooled p99s.
+func TestPairSummary(t *testing.T) {
+	run := func(ms ...int) loadResult {
+		var r loadResult
+		for _, m := range ms {
+			r.lat = append(r.lat, time.Duration(m)*time.Millisecond)
+		}
+		r.p99 = percentile(r.lat, 0.99)
+		return r
+	}
+	// Pair p99s: A 1, 2, 3; B 2, 6, 3: differences +1, +4, 0 (median +1).
+	as := []loadResult{run(1), run(2), run(3)}
+	bs := []loadResult{run(2), run(6), run(3)}
+	got := pairSummary(as, bs)
+	want := "median of the pairs' p99 differences +1.00 ms; all B requests' p99 6.00 ms minus all A requests' 3.00 ms: +3.00 ms"
+	if got != want {
+		t.Errorf("three pairs:\n got %s\nwant %s", got, want)
+	}
+	got = pairSummary(as[:2], bs[:2]) // +1 and +4: median +2.5
+	if !strings.HasPrefix(got, "median of the pairs' p99 differences +2.50 ms;") {
+		t.Errorf("two pairs: %s", got)
 	}
 }
