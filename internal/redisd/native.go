@@ -55,6 +55,13 @@ func (s *Server) Native(src string, fn NativeScript) {
 // to miniredis.
 func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
 	s.exp.observe(cmd, args, time.Now())
+	switch cmd {
+	case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR":
+		// Their state outlives the command and needs miniredis's own
+		// connection loop to end (conn.go): refused, not half served.
+		c.WriteError("ERR " + strings.ToLower(cmd) + " is not served by the embedded server")
+		return true
+	}
 	if cmd != "EVALSHA" && cmd != "EVAL" || len(args) < 2 {
 		return false
 	}

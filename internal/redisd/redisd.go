@@ -14,7 +14,9 @@ type Server struct {
 	mr *miniredis.Miniredis
 	// addr is kept because miniredis cannot report it after Close, and
 	// callers log or compare it after shutting down.
-	addr string
+	addr  string
+	l     net.Listener
+	conns conns
 
 	nmu     sync.Mutex // guards natives and srcs
 	natives map[string]NativeScript
@@ -40,15 +42,26 @@ func Start(addr string) (*Server, error) {
 	if host != "127.0.0.1" && !strings.EqualFold(host, "localhost") {
 		return nil, fmt.Errorf("start redis server %q: host must be 127.0.0.1", addr)
 	}
-	mr := miniredis.NewMiniRedis()
-	if err := mr.StartAddr(addr); err != nil {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
 		return nil, fmt.Errorf("start redis server %q: %w", addr, err)
 	}
-	s := &Server{mr: mr, addr: mr.Addr(), stop: make(chan struct{})}
+	// miniredis without a listener of its own (conn.go reads the
+	// connections): Dial sets up its command table on a listener-less
+	// server and answers one in-memory connection, closed at once.
+	mr := miniredis.NewMiniRedis()
+	c, err := mr.Dial()
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("start redis server %q: %w", addr, err)
+	}
+	c.Close()
+	s := &Server{mr: mr, addr: l.Addr().String(), l: l, stop: make(chan struct{})}
 	// Every command passes the hook: it notes TTLs (see expiry) and runs
 	// native scripts.
 	mr.Server().SetPreHook(s.hook)
 	go s.tick(s.stop)
+	go s.accept(l)
 	return s, nil
 }
 
@@ -57,6 +70,10 @@ func (s *Server) Addr() string { return s.addr }
 
 // Close stops the server and drops its data. It is safe to call twice.
 func (s *Server) Close() {
-	s.once.Do(func() { close(s.stop) })
+	s.once.Do(func() {
+		close(s.stop)
+		s.l.Close()
+		s.conns.closeAll()
+	})
 	s.mr.Close()
 }
