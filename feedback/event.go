@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -516,19 +517,23 @@ func (e *Event) validateImpression() error {
 	if len(e.FeatureNames) > MaxFeatureNames {
 		return fieldErr("feature_names", fmt.Sprintf("more than %d names", MaxFeatureNames))
 	}
-	names := make(map[string]struct{}, len(e.FeatureNames))
+	// Field names are built only for an error: a valid impression (each
+	// served request writes one) allocates nothing here.
+	var names map[string]struct{} // past smallSet names
+	if len(e.FeatureNames) > smallSet {
+		names = make(map[string]struct{}, len(e.FeatureNames))
+	}
 	for i, name := range e.FeatureNames {
-		field := "feature_names[" + strconv.Itoa(i) + "]"
+		field := func() string { return "feature_names[" + strconv.Itoa(i) + "]" }
 		if name == "" {
-			return fieldErr(field, "required")
+			return fieldErr(field(), "required")
 		}
-		if err := checkID(field, name); err != nil {
-			return err
+		if reason := idProblem(name); reason != "" {
+			return fieldErr(field(), reason)
 		}
-		if _, dup := names[name]; dup {
-			return fieldErr(field, "duplicate feature name")
+		if seen(names, e.FeatureNames[:i], name) {
+			return fieldErr(field(), "duplicate feature name")
 		}
-		names[name] = struct{}{}
 	}
 	if len(e.Items) == 0 {
 		return fieldErr("items", "required for impression")
@@ -536,7 +541,10 @@ func (e *Event) validateImpression() error {
 	if len(e.Items) > MaxItems {
 		return fieldErr("items", fmt.Sprintf("more than %d items", MaxItems))
 	}
-	positions := make(map[int]struct{}, len(e.Items))
+	var positions map[int]struct{} // past smallSet items
+	if len(e.Items) > smallSet {
+		positions = make(map[int]struct{}, len(e.Items))
+	}
 	for i := range e.Items {
 		if err := e.validateItem(i, positions); err != nil {
 			return err
@@ -547,29 +555,33 @@ func (e *Event) validateImpression() error {
 
 func (e *Event) validateItem(i int, positions map[int]struct{}) error {
 	it := &e.Items[i]
-	prefix := "items[" + strconv.Itoa(i) + "]."
+	prefix := func() string { return "items[" + strconv.Itoa(i) + "]." }
 	if it.ItemID == "" {
-		return fieldErr(prefix+"item_id", "required")
+		return fieldErr(prefix()+"item_id", "required")
 	}
-	if err := checkID(prefix+"item_id", it.ItemID); err != nil {
-		return err
+	if reason := idProblem(it.ItemID); reason != "" {
+		return fieldErr(prefix()+"item_id", reason)
 	}
 	if it.Position < 0 {
-		return fieldErr(prefix+"position", "must be >= 0")
+		return fieldErr(prefix()+"position", "must be >= 0")
 	}
-	if _, dup := positions[it.Position]; dup {
-		return fieldErr(prefix+"position", "duplicate position")
+	if positions != nil {
+		if _, dup := positions[it.Position]; dup {
+			return fieldErr(prefix()+"position", "duplicate position")
+		}
+		positions[it.Position] = struct{}{}
+	} else if slices.ContainsFunc(e.Items[:i], func(o ImpressionItem) bool { return o.Position == it.Position }) {
+		return fieldErr(prefix()+"position", "duplicate position")
 	}
-	positions[it.Position] = struct{}{}
 	if !finite32(it.Score) {
-		return fieldErr(prefix+"score", "must be finite")
+		return fieldErr(prefix()+"score", "must be finite")
 	}
 	if len(it.Features) != len(e.FeatureNames) {
-		return fieldErr(prefix+"features", fmt.Sprintf("has %d values, feature_names has %d", len(it.Features), len(e.FeatureNames)))
+		return fieldErr(prefix()+"features", fmt.Sprintf("has %d values, feature_names has %d", len(it.Features), len(e.FeatureNames)))
 	}
 	for j, f := range it.Features {
 		if !finite32(f) {
-			return fieldErr(prefix+"features["+strconv.Itoa(j)+"]", "must be finite")
+			return fieldErr(prefix()+"features["+strconv.Itoa(j)+"]", "must be finite")
 		}
 	}
 	return nil
@@ -583,19 +595,44 @@ func finite32(f float32) bool {
 // keys, Redis keys and log fields, where control characters and unbounded
 // lengths cause trouble far from the request that sent them.
 func checkID(field, s string) error {
+	if reason := idProblem(s); reason != "" {
+		return fieldErr(field, reason)
+	}
+	return nil
+}
+
+// idProblem is what breaks checkID's rules in s, or "".
+func idProblem(s string) string {
 	if s == "" {
-		return fieldErr(field, "must not be empty")
+		return "must not be empty"
 	}
 	if len(s) > MaxIDBytes {
-		return fieldErr(field, fmt.Sprintf("longer than %d bytes", MaxIDBytes))
+		return fmt.Sprintf("longer than %d bytes", MaxIDBytes)
 	}
 	if !utf8.ValidString(s) {
-		return fieldErr(field, "must be valid UTF-8")
+		return "must be valid UTF-8"
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return fieldErr(field, "must not contain control characters")
+			return "must not contain control characters"
 		}
 	}
-	return nil
+	return ""
+}
+
+// smallSet is how many values a duplicate check compares pairwise before
+// it takes a map.
+const smallSet = 64
+
+// seen reports whether name is among before, through set (adding name to
+// it) when there is one.
+func seen(set map[string]struct{}, before []string, name string) bool {
+	if set == nil {
+		return slices.Contains(before, name)
+	}
+	if _, dup := set[name]; dup {
+		return true
+	}
+	set[name] = struct{}{}
+	return false
 }

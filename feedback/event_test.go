@@ -3,6 +3,7 @@ package feedback
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -200,6 +201,9 @@ func TestDecode_Malformed(t *testing.T) {
 		{"dwell schema version 2", withField(t, validDwell, "schema_version", `2`), "schema_version", "must be 1"},
 		{"query too long", withField(t, validClick, "query", `"`+strings.Repeat("q", MaxQueryBytes+1)+`"`), "query", "longer than"},
 		{"body too large", `{"query":"` + strings.Repeat("q", MaxEventBytes) + `"}`, "body", "larger than"},
+		// Past smallSet the duplicate checks take a map: the same verdicts.
+		{"duplicate position among many items", manyItems(t, smallSet+10, smallSet+5, 3), "items[69].position", "duplicate position"},
+		{"duplicate name among many feature names", manyNames(t, smallSet+10, smallSet+7, 2), "feature_names[71]", "duplicate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -420,4 +424,36 @@ func BenchmarkDecodeStoredWithoutFeatures(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// manyItems is validImpression with n items, item dup at the position of
+// item of.
+func manyItems(t *testing.T, n, dup, of int) string {
+	t.Helper()
+	var parts []string
+	for i := range n {
+		pos := i
+		if i == dup {
+			pos = of
+		}
+		parts = append(parts, fmt.Sprintf(`{"item_id":"i%d","position":%d,"score":1,"features":[1,2]}`, i, pos))
+	}
+	return withField(t, validImpression, "items", "["+strings.Join(parts, ",")+"]")
+}
+
+// manyNames is validImpression with n feature names (and items with as
+// many values), name dup equal to name of.
+func manyNames(t *testing.T, n, dup, of int) string {
+	t.Helper()
+	names, vals := make([]string, n), make([]string, n)
+	for i := range n {
+		j := i
+		if i == dup {
+			j = of
+		}
+		names[i], vals[i] = fmt.Sprintf(`"f%d"`, j), "1"
+	}
+	doc := withField(t, validImpression, "feature_names", "["+strings.Join(names, ",")+"]")
+	v := strings.Join(vals, ",")
+	return withField(t, doc, "items", `[{"item_id":"a","position":0,"score":1,"features":[`+v+`]}]`)
 }

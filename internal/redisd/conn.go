@@ -119,6 +119,9 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 		return nil, errProtocol
 	}
 	args := make([]string, 0, n)
+	// The arguments share one buffer (a new one when it is full: the
+	// strings already made keep the old one), not one allocation each.
+	var arena []byte
 	for range n {
 		size, err := readHeader(r, '$')
 		if err != nil {
@@ -127,14 +130,19 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 		if size > maxBulk {
 			return nil, errProtocol
 		}
-		buf := make([]byte, size+2)
+		if cap(arena)-len(arena) < size+2 {
+			arena = make([]byte, 0, max(size+2, 256, 2*cap(arena)))
+		}
+		at := len(arena)
+		arena = arena[:at+size+2]
+		buf := arena[at:]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, err
 		}
 		if buf[size] != '\r' || buf[size+1] != '\n' {
 			return nil, errProtocol
 		}
-		// buf is not written again: the argument shares it.
+		// Those bytes are not written again: the argument shares them.
 		args = append(args, unsafe.String(unsafe.SliceData(buf), size))
 	}
 	return args, nil
