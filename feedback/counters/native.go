@@ -43,7 +43,9 @@ func applyItem(kv redisd.KV, keys, args []string) (any, error) {
 		return nil, err
 	}
 	if ok {
-		for i, tok := range strings.Fields(v) {
+		i := -1
+		for tok := range strings.FieldsSeq(v) {
+			i++
 			switch i {
 			case 0:
 				imp = luaNumber(tok, 0)

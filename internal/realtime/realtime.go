@@ -48,8 +48,15 @@ type Stats struct {
 // Parse reads a value the updater wrote; ok is false for anything else.
 // Tokens after the third (the updater's applied offsets) are not read.
 func Parse(val string) (s Stats, ok bool) {
-	f := strings.Fields(val)
-	if len(f) < 3 {
+	var f [3]string // the first three tokens, without a slice of them all
+	n := 0
+	for tok := range strings.FieldsSeq(val) {
+		f[n] = tok
+		if n++; n == len(f) {
+			break
+		}
+	}
+	if n < len(f) {
 		return Stats{}, false
 	}
 	imp, err1 := strconv.ParseFloat(f[0], 64)
