@@ -26,6 +26,17 @@ func (c *scriptedConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
 func (c *scriptedConn) Write(p []byte) (int, error) { c.writes++; return c.out.Write(p) }
 func (c *scriptedConn) Close() error                { return nil }
 
+// startTest starts a server on any loopback port, closed with the test.
+func startTest(t *testing.T) *Server {
+	t.Helper()
+	s, err := Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 func resp(args ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
@@ -38,11 +49,7 @@ func resp(args ...string) string {
 // TestServeConn_PipelineOneWrite checks that a pipeline read in one piece
 // is answered in order with one write, not one per command.
 func TestServeConn_PipelineOneWrite(t *testing.T) {
-	s, err := Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startTest(t)
 	var in, want strings.Builder
 	for i := range 100 {
 		in.WriteString(resp("SET", fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
@@ -66,11 +73,7 @@ func TestServeConn_PipelineOneWrite(t *testing.T) {
 // TestServeConn_BadInput checks that what is not a RESP array of bulk
 // strings gets an error reply and the connection ends.
 func TestServeConn_BadInput(t *testing.T) {
-	s, err := Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startTest(t)
 	for _, in := range []string{
 		"PING\r\n",                   // inline command
 		"*1\r\n:5\r\n",               // an integer, not a bulk string
@@ -93,16 +96,12 @@ func TestServeConn_BadInput(t *testing.T) {
 // TestServer_RefusesPubSub checks that commands whose state the embedded
 // server cannot end with the connection are refused with an error.
 func TestServer_RefusesPubSub(t *testing.T) {
-	s, err := Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
 	defer c.Close()
-	err = c.Do(ctx, "SUBSCRIBE", "ch").Err()
+	err := c.Do(ctx, "SUBSCRIBE", "ch").Err()
 	if err == nil || !strings.Contains(err.Error(), "not served by the embedded server") {
 		t.Fatalf("SUBSCRIBE: %v, want a refusal", err)
 	}

@@ -11,11 +11,7 @@ import (
 )
 
 func TestServer_Native(t *testing.T) {
-	s, err := Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startTest(t)
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
@@ -63,11 +59,7 @@ func TestServer_Native(t *testing.T) {
 // TestServer_TTLsExpire: the embedded server expires keys as time passes
 // (miniredis alone never does), so capped state really is capped.
 func TestServer_TTLsExpire(t *testing.T) {
-	s, err := Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startTest(t)
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
@@ -124,11 +116,7 @@ func TestExpiry_Deadlines(t *testing.T) {
 // TestServer_TTLKinds: TTLs from commands and from native scripts expire;
 // a key overwritten without a TTL, or refreshed, does not go early.
 func TestServer_TTLKinds(t *testing.T) {
-	s, err := Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startTest(t)
 	const src = "return redis.call('SET', KEYS[1], ARGV[1], 'PX', 300)"
 	s.Native(src, func(kv KV, keys, args []string) (any, error) {
 		return int64(0), kv.Set(keys[0], args[0], 300*time.Millisecond)
