@@ -53,7 +53,7 @@ func Default() *Config {
 			},
 			ItemsTopic: "recsys.items",
 			Counters: counters.Config{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour,
-				HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour},
+				HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour, BatchWait: 50 * time.Millisecond},
 		},
 		Embedded: Embedded{
 			Kafka:     eventlog.BrokerConfig{DataDir: "var/kafka", Addr: "127.0.0.1:0"},

@@ -37,7 +37,16 @@ type Config struct {
 	HistoryLength int `yaml:"history_length"`
 	// HistoryTTL drops the history of a user inactive this long.
 	HistoryTTL time.Duration `yaml:"history_ttl"`
+	// BatchWait is how long the broker may hold the updater's fetch for
+	// more events: fewer and larger batches (one dedupe pipeline, one
+	// script per item touched and one offset commit for each), for counts
+	// and histories up to BatchWait later. 0 answers a fetch as soon as
+	// one event is there.
+	BatchWait time.Duration `yaml:"batch_wait"`
 }
+
+// batchBytes is the fetch size that ends a BatchWait early.
+const batchBytes = 1 << 20
 
 // Validate reports every invalid key, naming it.
 func (c Config) Validate() error {
@@ -56,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryTTL < 0 || (c.HistoryTTL > 0 && c.HistoryTTL < time.Minute) {
 		errs = append(errs, errors.New("history_ttl: must be at least 1m (0 means 720h)"))
+	}
+	if c.BatchWait < 0 || c.BatchWait > 5*time.Second {
+		errs = append(errs, errors.New("batch_wait: must be in 0s..5s"))
 	}
 	return errors.Join(errs...)
 }

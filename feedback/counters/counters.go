@@ -102,8 +102,8 @@ const commitTimeout = 5 * time.Second
 // Run consumes until ctx ends. Transient Kafka and Redis errors are logged
 // and retried; the uncommitted batch is then re-read.
 func (c *Updater) Run(ctx context.Context) error {
-	cl, err := c.cfg.NewClient(
-		kgo.ClientID(c.cfg.ClientID+"-counters"),
+	opts := []kgo.Opt{
+		kgo.ClientID(c.cfg.ClientID + "-counters"),
 		kgo.ConsumerGroup(c.ccfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -112,7 +112,11 @@ func (c *Updater) Run(ctx context.Context) error {
 		// group is left and rejoined, resuming from the committed offsets.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.WithLogger(eventlog.KafkaLogger(c.logger.With("component", "kafka-counters"))),
-	)
+	}
+	if c.ccfg.BatchWait > 0 {
+		opts = append(opts, kgo.FetchMaxWait(c.ccfg.BatchWait), kgo.FetchMinBytes(batchBytes))
+	}
+	cl, err := c.cfg.NewClient(opts...)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,9 @@ func TestUpdater_Run(t *testing.T) {
 				}
 			}
 			reg := prometheus.NewRegistry()
-			ccfg := Config{Group: "g-" + name, KeyPrefix: "t"}
+			// Fetches the broker may hold for more events (the served
+			// default); TestUpdater_SlowRedisShrinksChunks runs without.
+			ccfg := Config{Group: "g-" + name, KeyPrefix: "t", BatchWait: 50 * time.Millisecond}
 			c, err := New(cfg, ccfg, rdb, Options{Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
@@ -252,6 +254,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"history too long", Config{HistoryLength: 1001}, false},
 		{"negative history", Config{HistoryLength: -1}, false},
 		{"history ttl under a minute", Config{HistoryTTL: time.Second}, false},
+		{"batch wait", Config{BatchWait: 50 * time.Millisecond}, true},
+		{"negative batch wait", Config{BatchWait: -1}, false},
+		{"batch wait over 5s", Config{BatchWait: 6 * time.Second}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
