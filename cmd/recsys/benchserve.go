@@ -513,12 +513,17 @@ func overloadRun(ctx context.Context, stdout io.Writer, client *http.Client, bas
 		fmt.Fprintln(stdout, "consumer lag: no readings")
 		return nil
 	}
-	for i := from; i < len(lags); i++ {
-		if lags[i] == 0 {
-			fmt.Fprintf(stdout, "consumer lag zero %d s after the overload ended (peak %.0f)\n", i-from, slices.Max(lags))
-			return nil
-		}
+	// Drained: zero from a second on, to the end (the gauge is set when
+	// the consumer fetches, so a stalled one can read 0 before its next
+	// fetch shows the backlog).
+	zero := -1
+	for i := len(lags) - 1; i >= from && lags[i] == 0; i-- {
+		zero = i
 	}
-	fmt.Fprintf(stdout, "consumer lag not drained (last %.0f, peak %.0f)\n", lags[len(lags)-1], slices.Max(lags))
+	if zero < 0 {
+		fmt.Fprintf(stdout, "consumer lag not drained (last %.0f, peak %.0f)\n", lags[len(lags)-1], slices.Max(lags))
+		return nil
+	}
+	fmt.Fprintf(stdout, "consumer lag zero from %d s after the overload ended, to the end (peak %.0f)\n", zero-from, slices.Max(lags))
 	return nil
 }
