@@ -131,6 +131,14 @@ func (c *Updater) Run(ctx context.Context) error {
 		fetches.EachError(func(topic string, p int32, err error) {
 			c.logger.Warn("counters: fetch", "topic", topic, "partition", p, "error", err)
 		})
+		// Until applied, the fetched records count as lag: a batch that
+		// takes long or is retried for a while shows as a backlog, not as
+		// the zero of the last good fetch.
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) > 0 {
+				c.setLag(p.Partition, p.HighWatermark-p.Records[0].Offset)
+			}
+		})
 		recs := fetches.Records()
 		done, err := c.apply(ctx, recs)
 		if err != nil && ctx.Err() == nil && refused(err) {

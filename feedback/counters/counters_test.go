@@ -519,13 +519,23 @@ func TestUpdater_SlowRedisShrinksChunks(t *testing.T) {
 		return eventtest.Gathered(t, reg, "recsys_feedback_consumed_total", map[string]string{"group": "slow", "result": result})
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	var maxLag float64 // the lag gauge while the batch is retried
 	for consumed("counted")+consumed("reread") < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("after 60 s: %v counted, %v re-read of %d", consumed("counted"), consumed("reread"), n)
 		}
+		maxLag = max(maxLag, eventtest.Gathered(t, reg, "recsys_feedback_consumer_lag", map[string]string{"group": "slow"}))
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
+	// Each retry pauses at least retryBase, several times the sampling
+	// above: a gauge that counted the unapplied batch was seen above 0.
+	if maxLag == 0 {
+		t.Errorf("the consumer lag read 0 throughout while a batch of %d events was retried", n)
+	}
+	if lag := eventtest.Gathered(t, reg, "recsys_feedback_consumer_lag", map[string]string{"group": "slow"}); lag != 0 {
+		t.Errorf("lag %v after every event was applied, want 0", lag)
+	}
 	if d := dead.Load(); d != 0 {
 		t.Errorf("%d records dead-lettered: timeouts taken for poison", d)
 	}

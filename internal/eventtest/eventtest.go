@@ -49,7 +49,7 @@ func Events(n int) []feedback.Event {
 	return evs
 }
 
-// Gathered returns the counter value, or the histogram sample count, of
+// Gathered returns the counter or gauge value, or the histogram sample count, of
 // the series of name with exactly labels; 0 when there is none.
 func Gathered(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
@@ -73,6 +73,9 @@ func Gathered(t testing.TB, g prometheus.Gatherer, name string, labels map[strin
 			}
 			if h := m.GetHistogram(); h != nil {
 				return float64(h.GetSampleCount())
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
 			}
 			return m.GetCounter().GetValue()
 		}
