@@ -513,17 +513,26 @@ func overloadRun(ctx context.Context, stdout io.Writer, client *http.Client, bas
 		fmt.Fprintln(stdout, "consumer lag: no readings")
 		return nil
 	}
-	// Drained: zero from a second on, to the end (the gauge is set when
-	// the consumer fetches, so a stalled one can read 0 before its next
-	// fetch shows the backlog).
-	zero := -1
-	for i := len(lags) - 1; i >= from && lags[i] == 0; i-- {
-		zero = i
+	// Drained: back within the baseline's lag (a batch fetched and not
+	// yet applied counts) from a second on, to the end.
+	var baseLag float64
+	for _, l := range lags[:min(len(lags), int(ds[0].Seconds()))] {
+		baseLag = max(baseLag, l)
 	}
-	if zero < 0 {
-		fmt.Fprintf(stdout, "consumer lag not drained (last %.0f, peak %.0f)\n", lags[len(lags)-1], slices.Max(lags))
+	back = -1
+	for i := len(lags) - 1; i >= from && lags[i] >= 0 && lags[i] <= baseLag; i-- {
+		back = i
+	}
+	if back < 0 {
+		fmt.Fprintf(stdout, "consumer lag not back within the baseline's %.0f (last %.0f, peak %.0f)\n", baseLag, lags[len(lags)-1], slices.Max(lags))
 		return nil
 	}
-	fmt.Fprintf(stdout, "consumer lag zero from %d s after the overload ended, to the end (peak %.0f)\n", zero-from, slices.Max(lags))
+	firstZero := "never 0"
+	peak := from + slices.Index(lags[from:], slices.Max(lags[from:]))
+	if z := slices.Index(lags[peak:], 0); z >= 0 {
+		firstZero = fmt.Sprintf("first 0 %d s after the overload ended", peak+z-from)
+	}
+	fmt.Fprintf(stdout, "consumer lag %s; within the baseline's %.0f from %d s, to the end (peak %.0f)\n",
+		firstZero, baseLag, back-from, slices.Max(lags))
 	return nil
 }
