@@ -519,11 +519,11 @@ func overloadRun(ctx context.Context, stdout io.Writer, client *http.Client, bas
 	for _, l := range lags[:min(len(lags), int(ds[0].Seconds()))] {
 		baseLag = max(baseLag, l)
 	}
-	back = -1
+	lagBack := -1
 	for i := len(lags) - 1; i >= from && lags[i] >= 0 && lags[i] <= baseLag; i-- {
-		back = i
+		lagBack = i
 	}
-	if back < 0 {
+	if lagBack < 0 {
 		fmt.Fprintf(stdout, "consumer lag not back within the baseline's %.0f (last %.0f, peak %.0f)\n", baseLag, lags[len(lags)-1], slices.Max(lags))
 		return nil
 	}
@@ -533,6 +533,6 @@ func overloadRun(ctx context.Context, stdout io.Writer, client *http.Client, bas
 		firstZero = fmt.Sprintf("first 0 %d s after the overload ended", peak+z-from)
 	}
 	fmt.Fprintf(stdout, "consumer lag %s; within the baseline's %.0f from %d s, to the end (peak %.0f)\n",
-		firstZero, baseLag, back-from, slices.Max(lags))
+		firstZero, baseLag, lagBack-from, slices.Max(lags))
 	return nil
 }
