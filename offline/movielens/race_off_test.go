@@ -1,5 +1,0 @@
-//go:build !race
-
-package movielens
-
-const raceEnabled = false
