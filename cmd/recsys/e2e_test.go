@@ -743,7 +743,16 @@ func TestServer_RedisRestartedEmpty(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	p.Close()
 	time.Sleep(500 * time.Millisecond)
-	p2, err := redisd.ExecOn(context.Background(), port)
+	// The same port, so the server's clients reconnect; a bind can fail
+	// for a moment after the old process exits (the flake this loop is
+	// for), so it is tried for a few seconds.
+	var p2 *redisd.Proc
+	for try := 0; ; try++ {
+		if p2, err = redisd.ExecOn(context.Background(), port); err == nil || try == 20 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
