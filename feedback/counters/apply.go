@@ -180,32 +180,34 @@ func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, h
 		ws   []*work // the record of each group
 	}
 	var items []*item
-	byKey := map[string]*item{}
-	add := func(w *work, id string, field int, t int64, part string) {
-		key := realtime.ItemKey(p, id)
-		it := byKey[key]
+	byID := map[string]*item{}
+	// Arguments are boxed once per call or per record, not per group: an
+	// impression's ten items share its time, partition and offset.
+	hlArg, ttlArg := any(hl), any(itemTTL)
+	add := func(w *work, id string, field int, t, part, off any) {
+		it := byID[id]
 		if it == nil {
-			it = &item{key: key, args: []any{hl, itemTTL}}
-			byKey[key] = it
+			it = &item{key: realtime.ItemKey(p, id), args: []any{hlArg, ttlArg}}
+			byID[id] = it
 			items = append(items, it)
 		}
-		it.args = append(it.args, field, t, part, w.rec.Offset)
+		it.args = append(it.args, field, t, part, off)
 		it.ws = append(it.ws, w)
 	}
 	for _, w := range ws {
 		ev := &w.ev
 		w.cmds, w.groups = w.cmds[:0], w.groups[:0] // a retried pipeline queues anew
 		part := strconv.Itoa(int(w.rec.Partition))
-		t := ev.Timestamp.UnixMilli()
+		t, partArg, offArg := any(ev.Timestamp.UnixMilli()), any(part), any(w.rec.Offset)
 		switch ev.Type {
 		case feedback.TypeImpression:
 			for _, it := range ev.Items {
 				if c.known == nil || c.known(it.ItemID) {
-					add(w, it.ItemID, 1, t, part)
+					add(w, it.ItemID, 1, t, partArg, offArg)
 				}
 			}
 		case feedback.TypeClick:
-			add(w, ev.ItemID, 2, t, part)
+			add(w, ev.ItemID, 2, t, partArg, offArg)
 		}
 		switch ev.Type {
 		case feedback.TypeClick, feedback.TypeAddToCart, feedback.TypePurchase:

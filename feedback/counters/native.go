@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/recsys-dev/recsys/internal/redisd"
 )
@@ -103,19 +104,21 @@ func applyItem(kv redisd.KV, keys, args []string) (any, error) {
 	if !slices.Contains(applied, '1') {
 		return string(applied), nil
 	}
-	var b strings.Builder
-	b.WriteString(strconv.FormatFloat(imp, 'g', 9, 64))
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatFloat(clk, 'g', 9, 64))
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatFloat(ref, 'f', 0, 64))
+	// One buffer sized for the value (two counts, a time and the offsets),
+	// not written again once it is the stored string.
+	b := make([]byte, 0, 48+24*len(offs))
+	b = strconv.AppendFloat(b, imp, 'g', 9, 64)
+	b = append(b, ' ')
+	b = strconv.AppendFloat(b, clk, 'g', 9, 64)
+	b = append(b, ' ')
+	b = strconv.AppendFloat(b, ref, 'f', 0, 64)
 	for _, x := range offs {
-		b.WriteByte(' ')
-		b.WriteString(x.p)
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatFloat(x.o, 'f', 0, 64))
+		b = append(b, ' ')
+		b = append(b, x.p...)
+		b = append(b, ':')
+		b = strconv.AppendFloat(b, x.o, 'f', 0, 64)
 	}
-	return string(applied), kv.Set(keys[0], b.String(), time.Duration(ttl)*time.Millisecond)
+	return string(applied), kv.Set(keys[0], unsafe.String(unsafe.SliceData(b), len(b)), time.Duration(ttl)*time.Millisecond)
 }
 
 // applyUser is userLua: KEYS the history list and its offset key; ARGV

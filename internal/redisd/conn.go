@@ -77,7 +77,10 @@ func (s *Server) serveConn(c net.Conn) {
 	defer s.conns.remove(c)
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 16<<10)
-	peer := server.NewPeer(bufio.NewWriterSize(c, 16<<10))
+	w := bufio.NewWriterSize(c, 16<<10)
+	peer := server.NewPeer(w)
+	s.writers.Store(peer, w)
+	defer s.writers.Delete(peer)
 	srv := s.mr.Server()
 	for {
 		args, err := readCommand(r)

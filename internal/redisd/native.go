@@ -1,6 +1,7 @@
 package redisd
 
 import (
+	"bufio"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -92,14 +93,43 @@ func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
 		return true
 	}
 	switch v := v.(type) {
-	case int64:
-		c.WriteInt(int(v))
-	case string:
-		c.WriteBulk(v)
+	case int64, string:
+		s.reply(c, v)
 	default:
 		c.WriteError(fmt.Sprintf("ERR native script returned %T", v))
 	}
 	return true
+}
+
+// reply writes a native script's integer or bulk-string reply. On the
+// connections this server reads itself (conn.go: one goroutine reads,
+// dispatches and writes, so nothing else writes meanwhile) it goes to the
+// buffer directly; the peer's own writers take a lock, a closure and a
+// formatted print per reply, four allocations for every item script.
+func (s *Server) reply(c *server.Peer, v any) {
+	wv, ok := s.writers.Load(c)
+	if !ok {
+		switch v := v.(type) {
+		case int64:
+			c.WriteInt(int(v))
+		case string:
+			c.WriteBulk(v)
+		}
+		return
+	}
+	w := wv.(*bufio.Writer)
+	var num [20]byte
+	switch v := v.(type) {
+	case int64:
+		w.WriteByte(':')
+		w.Write(strconv.AppendInt(num[:0], v, 10))
+	case string:
+		w.WriteByte('$')
+		w.Write(strconv.AppendInt(num[:0], int64(len(v)), 10))
+		w.WriteString("\r\n")
+		w.WriteString(v)
+	}
+	w.WriteString("\r\n")
 }
 
 // kv is KV over miniredis's database 0; exp notes the TTLs it sets.

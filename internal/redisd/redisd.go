@@ -23,6 +23,9 @@ type Server struct {
 	srcs    map[string]string // script source -> sha
 	run     sync.Mutex        // one native script at a time
 	exp     expiry            // the keys with a TTL, by deadline
+	// writers maps each connection's peer to its buffered writer, so a
+	// native script's reply is written there directly (see reply).
+	writers sync.Map // *server.Peer -> *bufio.Writer
 	stop    chan struct{}
 	once    sync.Once
 }
