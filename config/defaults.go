@@ -28,7 +28,7 @@ func Default() *Config {
 			Runtime:   embed.EncoderConfig{Sessions: 2, IntraOpThreads: 1, BatchSize: 64},
 		},
 		Index: Index{Config: index.DefaultConfig(), Lexical: index.DefaultLexicalConfig()},
-		Engine: engine.Config{Candidates: 200, RankTimeout: 100 * time.Millisecond,
+		Engine: engine.Config{Candidates: 100, RankTimeout: 100 * time.Millisecond,
 			RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 10000, SeedCheck: time.Second, CounterCache: 5 * time.Second, Retrieval: engine.DefaultRetrievalConfig(),
 			Live: engine.DefaultLiveConfig(), Recommend: engine.DefaultRecommendConfig()},
 		Rank: Rank{Config: rank.DefaultConfig(), Runtime: rank.ScorerConfig{Sessions: 2, IntraOpThreads: 1}},

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/recsys-dev/recsys/index/cf"
+	"github.com/recsys-dev/recsys/internal/realtime"
 	"github.com/recsys-dev/recsys/rules"
 )
 
@@ -39,6 +40,11 @@ type scratch struct {
 	pos    map[int32]int
 	ranked []rules.Candidate
 	cf     cf.Scratch
+	// The feature stage's: the candidates' ids, their counters, which of
+	// them the counter cache missed, and those ids.
+	ids, fetchIDs []string
+	counts        []realtime.Stats
+	miss          []int
 }
 
 var scratches = sync.Pool{New: func() any { return &scratch{pos: map[int32]int{}} }}
@@ -48,6 +54,8 @@ func getScratch() *scratch { return scratches.Get().(*scratch) }
 func putScratch(s *scratch) {
 	clear(s.pos)
 	clear(s.ranked) // no item pointers or fired-rule lists kept
+	clear(s.ids)    // no item ids of a retired bundle kept
+	clear(s.fetchIDs[:cap(s.fetchIDs)])
 	s.cands, s.ranked = s.cands[:0], s.ranked[:0]
 	scratches.Put(s)
 }

@@ -49,7 +49,7 @@ func newCounterCache(items int, ttl, halfLife time.Duration) *counterCache {
 // lookup fills out[i] with the cached counts of hits[i], decayed to now,
 // where a fresh entry exists at wall time read, and returns the indexes of
 // the others.
-func (c *counterCache) lookup(hits []candidate, now, read time.Time, out []realtime.Stats) (miss []int) {
+func (c *counterCache) lookup(hits []candidate, now, read time.Time, out []realtime.Stats, miss []int) []int {
 	readNS := read.UnixNano()
 	for i, h := range hits {
 		// Items added since the bundle have no slot: they are read.

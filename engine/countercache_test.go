@@ -17,7 +17,7 @@ func TestCounterCache(t *testing.T) {
 	c.store(2, realtime.Stats{}, t0) // never counted: the zero time
 	hits := []candidate{{id: 0}, {id: 1}, {id: 2}, {id: 9}}
 	out := make([]realtime.Stats, len(hits))
-	miss := c.lookup(hits, t0.Add(time.Hour), t0.Add(500*time.Millisecond), out)
+	miss := c.lookup(hits, t0.Add(time.Hour), t0.Add(500*time.Millisecond), out, nil)
 	if len(miss) != 2 || miss[0] != 0 || miss[1] != 3 {
 		t.Fatalf("misses %v, want [0 3] (an empty slot, an item past the catalog)", miss)
 	}
@@ -27,7 +27,7 @@ func TestCounterCache(t *testing.T) {
 	if got := out[2]; got.Impressions != 0 || got.Clicks != 0 {
 		t.Errorf("item 2: %+v, want zero counts", got)
 	}
-	if miss := c.lookup(hits[1:2], t0, t0.Add(time.Second), out); len(miss) != 1 {
+	if miss := c.lookup(hits[1:2], t0, t0.Add(time.Second), out, nil); len(miss) != 1 {
 		t.Errorf("an entry read a ttl ago was served")
 	}
 }
@@ -49,7 +49,7 @@ func TestCounterCache_Concurrent(t *testing.T) {
 	hits := []candidate{{id: 0}}
 	out := make([]realtime.Stats, 1)
 	for range 20000 {
-		if miss := c.lookup(hits, t0, t0, out); len(miss) == 0 && out[0].Clicks != 2*out[0].Impressions {
+		if miss := c.lookup(hits, t0, t0, out, nil); len(miss) == 0 && out[0].Clicks != 2*out[0].Impressions {
 			t.Fatalf("torn read: %+v", out[0])
 		}
 	}

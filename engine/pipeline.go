@@ -322,7 +322,7 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 
 	start = time.Now()
 	n, names := len(hits), g.Manifest.FeatureNames
-	x, degraded := e.features(ctx, g, hits, in, now, &in.history)
+	x, degraded := e.features(ctx, g, hits, in, now, &in.history, sc)
 	if degraded {
 		res.Degraded = append(res.Degraded, "features")
 	}
@@ -409,9 +409,10 @@ func (e *Engine) run(ctx context.Context, g *Generation, in stageInput) (Result,
 // and request features.
 //
 // history receives the user's stored actions when they were read.
-func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, in stageInput, now time.Time, history *[]string) ([]float32, bool) {
+func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, in stageInput, now time.Time, history *[]string, sc *scratch) ([]float32, bool) {
 	n, fi, f := len(hits), g.layout.ItemLen(), g.layout.Len()
-	ids := make([]string, n)
+	sc.ids = grow(sc.ids, n)[:n]
+	ids := sc.ids
 	for i, h := range hits {
 		ids[i] = in.v.item(h.id).ID
 	}
@@ -432,29 +433,41 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	}
 	fetchIDs := ids
 	if counters && e.deps.Realtime != nil {
-		counts = make([]realtime.Stats, n)
+		sc.counts = grow(sc.counts, n)[:n]
+		counts = sc.counts
+		clear(counts)
 		if g.counters != nil {
-			miss = g.counters.lookup(hits, now, read, counts)
+			miss = g.counters.lookup(hits, now, read, counts, sc.miss[:0])
 			e.m.counterCache.WithLabelValues("hit").Add(float64(n - len(miss)))
 			e.m.counterCache.WithLabelValues("miss").Add(float64(len(miss)))
-			fetchIDs = make([]string, len(miss))
-			for j, i := range miss {
-				fetchIDs[j] = ids[i]
+			fetchIDs = grow(sc.fetchIDs, len(miss))
+			for _, i := range miss {
+				fetchIDs = append(fetchIDs, ids[i])
 			}
+			sc.fetchIDs = fetchIDs
 		} else {
-			miss = make([]int, n)
-			for i := range miss {
-				miss[i] = i
+			miss = grow(sc.miss, n)
+			for i := range n {
+				miss = append(miss, i)
 			}
 		}
+		sc.miss = miss
 	}
 	fetchCounters := counters && len(fetchIDs) > 0
 	if (fetchCounters || user != "") && e.deps.Realtime != nil {
-		done = make(chan struct{})
-		go func() {
-			defer close(done)
-			rt, rtErr = e.deps.Realtime.FetchRealtime(ctx, now, user, fetchIDs, fetchCounters)
-		}()
+		fetch := func() { rt, rtErr = e.deps.Realtime.FetchRealtime(ctx, now, user, fetchIDs, fetchCounters) }
+		if e.deps.Features == nil {
+			// Item rows come from the bundle in memory: nothing to overlap
+			// the round trip with but a fill of microseconds, and a
+			// goroutine costs a thread's wake-up and sleep each request.
+			fetch()
+		} else {
+			done = make(chan struct{})
+			go func() {
+				defer close(done)
+				fetch()
+			}()
+		}
 	}
 	// Item rows: from the store into a pooled buffer, or read in place from
 	// the bundle's rows.

@@ -48,7 +48,7 @@ type RetrievalConfig struct {
 
 // DefaultRetrievalConfig is what config.yaml spells out.
 func DefaultRetrievalConfig() RetrievalConfig {
-	return RetrievalConfig{Mode: ModeHybrid, Fusion: FusionRRF, RRFK: 60, LexicalDepth: 200, DenseDepth: 200,
+	return RetrievalConfig{Mode: ModeHybrid, Fusion: FusionRRF, RRFK: 60, LexicalDepth: 100, DenseDepth: 100,
 		LexicalWeight: 1, DenseWeight: 1}
 }
 
