@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,9 @@ import (
 type KV interface {
 	// Get returns a string key's value and whether it exists.
 	Get(key string) (string, bool, error)
-	// Set stores a string with a TTL (0: none).
+	// Set stores a string with a TTL (0: none). The value is kept as
+	// given: one sliced from the script's arguments would keep the
+	// buffer the command was read into, so pass a copy.
 	Set(key, value string, ttl time.Duration) error
 	// List returns a list's elements, head first.
 	List(key string) ([]string, error)
@@ -52,9 +55,40 @@ func (s *Server) Native(src string, fn NativeScript) {
 	s.srcs[src] = sha
 }
 
+// readOnly are the commands that store none of their arguments (the reads
+// the feature fetches send, and the connection's own).
+var readOnly = map[string]bool{
+	"GET": true, "MGET": true, "HGET": true, "HMGET": true, "HGETALL": true, "HLEN": true, "HEXISTS": true,
+	"LRANGE": true, "LLEN": true, "LINDEX": true, "EXISTS": true, "TTL": true, "PTTL": true, "TYPE": true,
+	"STRLEN": true, "SMEMBERS": true, "SISMEMBER": true, "SCARD": true, "ZRANGE": true, "ZSCORE": true,
+	"ZCARD": true, "SCAN": true, "KEYS": true, "DBSIZE": true, "PING": true, "ECHO": true, "INFO": true,
+	"SELECT": true, "HELLO": true, "AUTH": true, "CLIENT": true, "COMMAND": true, "QUIT": true,
+	"DEL": true, "UNLINK": true, "EXEC": true, "MULTI": true, "DISCARD": true,
+}
+
+// cloneAll replaces each string of s by a copy of its own.
+func cloneAll(s []string) {
+	for i := range s {
+		s[i] = strings.Clone(s[i])
+	}
+}
+
 // hook answers EVALSHA and EVAL of a native script; anything else goes on
 // to miniredis.
 func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
+	if !readOnly[cmd] && cmd != "EVALSHA" && cmd != "EVAL" {
+		// What the store keeps must not point into the buffer the command
+		// was read into (readCommand shares one among its arguments): a
+		// 40-byte deduplication key would hold 256 bytes or more for its
+		// whole TTL. args is the dispatcher's slice, so the handler sees
+		// the copies. Native scripts copy in kv; Lua ones below. SET keeps
+		// only its key and value (not EX 60 NX).
+		if cmd == "SET" && len(args) > 2 {
+			cloneAll(args[:2])
+		} else {
+			cloneAll(args)
+		}
+	}
 	s.exp.observe(cmd, args, time.Now())
 	switch cmd {
 	case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR":
@@ -75,6 +109,7 @@ func (s *Server) hook(c *server.Peer, cmd string, args ...string) bool {
 	}
 	s.nmu.Unlock()
 	if fn == nil {
+		cloneAll(args) // miniredis's Lua may store any of them
 		return false
 	}
 	n, err := strconv.Atoi(args[1])
@@ -150,6 +185,9 @@ func (k kv) Get(key string) (string, bool, error) {
 }
 
 func (k kv) Set(key, value string, ttl time.Duration) error {
+	if !k.db.Exists(key) {
+		key = strings.Clone(key) // a new key is kept: see hook
+	}
 	if err := k.db.Set(key, value); err != nil {
 		return err
 	}
@@ -178,6 +216,8 @@ func (k kv) SetList(key string, values []string, ttl time.Duration) error {
 	if len(values) == 0 {
 		return nil
 	}
+	key, values = strings.Clone(key), slices.Clone(values) // see hook
+	cloneAll(values)
 	if _, err := k.db.Push(key, values...); err != nil {
 		return err
 	}

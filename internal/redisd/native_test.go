@@ -1,12 +1,16 @@
 package redisd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/alicebob/miniredis/v2/server"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -145,5 +149,62 @@ func TestServer_TTLKinds(t *testing.T) {
 	}
 	if c.Exists(ctx, "persisted", "refreshed").Val() != 2 {
 		t.Fatal("a key overwritten without a TTL, or refreshed to an hour, expired")
+	}
+}
+
+// TestServer_StoredStringsOwnTheirBytes: a command's arguments share the
+// buffer they were read into; what the store keeps (keys, values, list
+// elements, by a command or a native script) is copied out of it, so a
+// small key held for a day does not hold the buffer, while the arguments
+// of a read are used in place.
+func TestServer_StoredStringsOwnTheirBytes(t *testing.T) {
+	s := startTest(t)
+	s.Native("native-store", func(kv KV, keys, args []string) (any, error) {
+		if err := kv.Set(keys[0], strings.Clone(args[0]), time.Minute); err != nil {
+			return nil, err
+		}
+		return int64(1), kv.SetList(keys[1], args[1:], time.Minute)
+	})
+	peer := server.NewPeer(bufio.NewWriter(io.Discard))
+	read := func(args ...string) []string {
+		t.Helper()
+		got, err := readCommand(bufio.NewReader(strings.NewReader(resp(args...))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	shares := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+	db := s.mr.DB(0)
+
+	set := read("SET", "seen:event-0001", "1", "EX", "60", "NX")
+	key := set[1]
+	s.mr.Server().Dispatch(peer, set)
+	if keys := db.Keys(); len(keys) != 1 || keys[0] != key || shares(keys[0], key) {
+		t.Errorf("SET stored %q sharing the read buffer: %v", keys, len(keys) == 1 && shares(keys[0], key))
+	}
+
+	get := read("GET", "seen:event-0001")
+	arg := get[1]
+	s.mr.Server().Dispatch(peer, get)
+	if !shares(get[1], arg) {
+		t.Error("GET's argument was copied; reads use the buffer in place")
+	}
+
+	eval := read("EVAL", "native-store", "2", "item:a", "hist:a", "v1", "x", "y")
+	s.mr.Server().Dispatch(peer, eval)
+	// The native script got the arguments in place; the keys and list
+	// elements it stored are their own (a Set value is the script's).
+	if v, err := db.Get("item:a"); err != nil || v != "v1" {
+		t.Errorf("native Set stored %q, %v", v, err)
+	}
+	for _, k := range db.Keys() {
+		if k == "item:a" && shares(k, eval[3]) || k == "hist:a" && shares(k, eval[4]) {
+			t.Errorf("native script's key %q shares the read buffer", k)
+		}
+	}
+	l, err := db.List("hist:a")
+	if err != nil || len(l) != 2 || l[0] != "x" || shares(l[0], eval[6]) || shares(l[1], eval[7]) {
+		t.Errorf("native SetList stored %q (%v), sharing the read buffer", l, err)
 	}
 }
