@@ -37,10 +37,12 @@ func (in *stageInput) rulesEnv(now time.Time) *rules.Env {
 // the item and the user's age. The index calls it from the searching
 // goroutine only, so one Env serves the whole request.
 func (e *Engine) keep(g *Generation, in stageInput, env *rules.Env) index.Filter {
-	f, v := in.bound, in.v
+	// The closure takes only what it reads: capturing in would copy the
+	// whole request input to the heap.
+	f, v, exclude := in.bound, in.v, in.exclude
 	cf := v.columns().compile(&in.filters, v)
 	return func(id int32) bool {
-		if len(in.exclude) > 0 && in.exclude[id] {
+		if len(exclude) > 0 && exclude[id] {
 			return false
 		}
 		if e := v.entry(id); e != nil {

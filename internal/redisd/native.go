@@ -153,14 +153,15 @@ func (s *Server) reply(c *server.Peer, v any) {
 		return
 	}
 	w := wv.(*bufio.Writer)
-	var num [20]byte
+	// The numbers are formatted into the writer's free space
+	// (AvailableBuffer): a local array would escape to the heap.
 	switch v := v.(type) {
 	case int64:
 		w.WriteByte(':')
-		w.Write(strconv.AppendInt(num[:0], v, 10))
+		w.Write(strconv.AppendInt(w.AvailableBuffer(), v, 10))
 	case string:
 		w.WriteByte('$')
-		w.Write(strconv.AppendInt(num[:0], int64(len(v)), 10))
+		w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(len(v)), 10))
 		w.WriteString("\r\n")
 		w.WriteString(v)
 	}
