@@ -179,18 +179,28 @@ func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, h
 		args []any
 		ws   []*work // the record of each group
 	}
-	var items []*item
-	byID := map[string]*item{}
+	// The items in one array and their argument lists sized for one
+	// group (most items appear once in a chunk): two allocations fewer per
+	// item than a pointer each and lists grown from two.
+	n := 0
+	for _, w := range ws {
+		n += len(w.ev.Items) + 1
+	}
+	items := make([]item, 0, n)
+	byID := make(map[string]int, n)
 	// Arguments are boxed once per call or per record, not per group: an
 	// impression's ten items share its time, partition and offset.
 	hlArg, ttlArg := any(hl), any(itemTTL)
 	add := func(w *work, id string, field int, t, part, off any) {
-		it := byID[id]
-		if it == nil {
-			it = &item{key: realtime.ItemKey(p, id), args: []any{hlArg, ttlArg}}
-			byID[id] = it
-			items = append(items, it)
+		i, ok := byID[id]
+		if !ok {
+			i = len(items)
+			byID[id] = i
+			args := make([]any, 2, 6)
+			args[0], args[1] = hlArg, ttlArg
+			items = append(items, item{key: realtime.ItemKey(p, id), args: args})
 		}
+		it := &items[i]
 		it.args = append(it.args, field, t, part, off)
 		it.ws = append(it.ws, w)
 	}
@@ -217,7 +227,8 @@ func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, h
 			}
 		}
 	}
-	for _, it := range items {
+	for i := range items {
+		it := &items[i]
 		cmd := itemScript.EvalSha(ctx, pipe, []string{it.key}, it.args...)
 		for at, w := range it.ws {
 			w.groups = append(w.groups, group{cmd: cmd, at: at})
