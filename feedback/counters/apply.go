@@ -175,7 +175,6 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, hl, itemTTL int64) {
 	p := c.ccfg.KeyPrefix
 	type item struct {
-		key  string
 		args []any
 		ws   []*work // the record of each group
 	}
@@ -196,9 +195,11 @@ func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, h
 		if !ok {
 			i = len(items)
 			byID[id] = i
-			args := make([]any, 2, 6)
-			args[0], args[1] = hlArg, ttlArg
-			items = append(items, item{key: realtime.ItemKey(p, id), args: args})
+			// The whole EVALSHA, so the command is built on this slice
+			// (EvalSha would copy it into one of its own, and box the key).
+			args := make([]any, 6, 10)
+			args[0], args[1], args[2], args[3], args[4], args[5] = "evalsha", itemSHA, 1, realtime.ItemKey(p, id), hlArg, ttlArg
+			items = append(items, item{args: args})
 		}
 		it := &items[i]
 		it.args = append(it.args, field, t, part, off)
@@ -229,7 +230,9 @@ func (c *Updater) queue(ctx context.Context, pipe redis.Pipeliner, ws []*work, h
 	}
 	for i := range items {
 		it := &items[i]
-		cmd := itemScript.EvalSha(ctx, pipe, []string{it.key}, it.args...)
+		cmd := redis.NewCmd(ctx, it.args...)
+		cmd.SetFirstKeyPos(3) // the item key: a cluster routes by it
+		_ = pipe.Process(ctx, cmd)
 		for at, w := range it.ws {
 			w.groups = append(w.groups, group{cmd: cmd, at: at})
 		}

@@ -31,6 +31,9 @@ import "github.com/redis/go-redis/v9"
 // character per group: 1 applied, 0 skipped.
 var itemScript = redis.NewScript(itemLua)
 
+// itemSHA is itemScript's SHA-1, which EVALSHA names.
+var itemSHA = itemScript.Hash()
+
 const itemLua = `
 local hl = tonumber(ARGV[1])
 local imp, clk, ref = 0, 0, nil
