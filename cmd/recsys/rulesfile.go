@@ -52,6 +52,9 @@ func newRulesWatch(path string, every time.Duration, eng *engine.Engine, log *sl
 	return w
 }
 
+// settle is how long a changed rules file must stay unchanged to be read.
+const settle = 50 * time.Millisecond
+
 // load makes the file's rules live if it changed. An error means it was
 // refused and the live rules are unchanged.
 func (w *rulesWatch) load() error {
@@ -62,6 +65,14 @@ func (w *rulesWatch) load() error {
 		sum := sha256.Sum256(data)
 		version := "file:" + hex.EncodeToString(sum[:6])
 		if version == w.version {
+			return nil
+		}
+		// A file being written (an editor or os.WriteFile truncates, then
+		// writes) can be read empty or cut short, and a prefix of a rules
+		// file may well parse: a change goes live only once a second read
+		// a moment later finds the same bytes; else the next check decides.
+		time.Sleep(settle)
+		if again, rerr := os.ReadFile(w.path); rerr != nil || sha256.Sum256(again) != sum {
 			return nil
 		}
 		var set *rules.Set
