@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,9 +21,7 @@ import (
 func TestBenchServe(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 50, Seed: 3}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 50, Seed: 3})
 	buildBundle(t, cfg)
 	cfg.Server.PprofAddr = "127.0.0.1:0"
 	srv, base := startServer(t, cfg)

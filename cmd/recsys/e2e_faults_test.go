@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,9 +43,7 @@ func TestServer_RedisStopped(t *testing.T) {
 	// Every read reaches Redis: counters cached a moment ago are real
 	// values, not defaults, and would rightly go unflagged.
 	cfg.Engine.CounterCache = 0
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 9}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 9})
 	buildBundle(t, cfg)
 	_, base := startServer(t, cfg)
 
@@ -87,9 +84,7 @@ func TestServer_RedisStopped(t *testing.T) {
 func TestServer_KafkaDown(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, realRedis(t))
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 5})
 	buildBundle(t, cfg)
 	dead := "127.0.0.1:" + freePort(t) // nothing listens there
 	cfg.Kafka.Brokers = []string{dead}
@@ -183,9 +178,7 @@ func TestServer_RedisSlow(t *testing.T) {
 	dir := t.TempDir()
 	proxy := startSlowProxy(t, realRedis(t), 300*time.Millisecond)
 	cfg := testConfig(t, dir, proxy.ln.Addr().String())
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 11}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 11})
 	buildBundle(t, cfg)
 	_, base := startServer(t, cfg)
 	search := func() engine.Result {
@@ -225,9 +218,7 @@ func TestServer_RedisSlow(t *testing.T) {
 func TestServer_KafkaDownAtStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 5})
 	buildBundle(t, cfg)
 	addr := "127.0.0.1:" + freePort(t) // the broker comes up here later
 	cfg.Kafka.Brokers = []string{addr}
@@ -326,9 +317,7 @@ func TestServer_RedisRestartedEmpty(t *testing.T) {
 	port := p.Port()
 	cfg := testConfig(t, dir, p.Addr())
 	cfg.Rank.ItemFeatures = rank.ItemFeaturesStore // the path that loses them
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 5})
 	buildBundle(t, cfg)
 	_, base := startServer(t, cfg)
 	if real, flagged := featureProbe(t, base); !real || flagged {

@@ -69,6 +69,15 @@ func realRedis(t testing.TB) string {
 	return p.Addr()
 }
 
+// writeWorld writes a synthetic world of c to dir/world, where testConfig
+// points the catalog.
+func writeWorld(t testing.TB, dir string, c world.Config) {
+	t.Helper()
+	if err := world.Write(filepath.Join(dir, "world"), c, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func buildBundle(t testing.TB, cfg *config.Config) string {
 	t.Helper()
 	if err := ort.Init(cfg.ONNXRuntime.Library); err != nil {
@@ -137,9 +146,7 @@ func post(t testing.TB, url string, body any) (int, []byte) {
 func TestServer_EndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, realRedis(t))
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 2000, Users: 50, Seed: 7}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 2000, Users: 50, Seed: 7})
 	version := buildBundle(t, cfg)
 	s, base := startServer(t, cfg)
 	if got := s.Engine.Current(); got != version {
@@ -294,9 +301,7 @@ func TestServer_EndToEnd(t *testing.T) {
 func TestServer_BadBundlesKeepServing(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, realRedis(t))
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 3}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 3})
 	good := buildBundle(t, cfg)
 	s, base := startServer(t, cfg)
 
@@ -431,9 +436,7 @@ func TestServer_RedisCluster(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 5}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 5})
 	buildBundle(t, cfg)
 	_, base := startServer(t, cfg)
 	// The first requests dial three nodes and read the slot map within the
@@ -499,9 +502,7 @@ func TestServer_RedisCluster(t *testing.T) {
 func TestServer_ItemFeaturesBundleMatchesStore(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 9}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 9})
 	buildBundle(t, cfg)
 	bases := map[string]string{}
 	for _, mode := range []string{rank.ItemFeaturesBundle, rank.ItemFeaturesStore} {
@@ -540,9 +541,7 @@ func worldServer(t *testing.T, items int, seed int64, tune func(cfg *config.Conf
 	}
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: items, Users: 100, Seed: seed}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: items, Users: 100, Seed: seed})
 	if tune != nil {
 		tune(cfg)
 	}

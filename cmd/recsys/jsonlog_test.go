@@ -30,9 +30,7 @@ func TestServe_JSONLogsWithRedisDown(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 20, Seed: 4}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 20, Seed: 4})
 	buildBundle(t, cfg)
 	bin := filepath.Join(dir, "recsys")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -79,9 +79,7 @@ func TestServer_LiveCatalog(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
 	cfg.Server.RequestTimeout = 5 * time.Second
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 2000, Users: 50, Seed: 3}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 2000, Users: 50, Seed: 3})
 	items, err := catalog.ReadFile(cfg.Build.Catalog)
 	if err != nil {
 		t.Fatal(err)
@@ -197,9 +195,7 @@ func TestServer_LiveCatalogReplicas(t *testing.T) {
 	redisAddr := realRedis(t)
 	cfg := testConfig(t, dir, redisAddr)
 	cfg.Server.RequestTimeout = 5 * time.Second
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 3000, Users: 50, Seed: 5}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 3000, Users: 50, Seed: 5})
 	items, err := catalog.ReadFile(cfg.Build.Catalog)
 	if err != nil {
 		t.Fatal(err)

@@ -32,9 +32,7 @@ func TestNightly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1500, Users: 20, Seed: 6}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1500, Users: 20, Seed: 6})
 	cfg.Build.Ranker = filepath.Join(dir, "models", "ranker.onnx")
 	live := buildBundle(t, cfg)
 	cfgPath := writeConfig(t, cfg, filepath.Join(dir, "config.yaml"))

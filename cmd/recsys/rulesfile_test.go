@@ -168,9 +168,7 @@ func TestBuild_RefusesBadRules(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "")
-	if err := world.Write(filepath.Join(dir, "world"), world.Config{Items: 1000, Users: 10, Seed: 2}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	writeWorld(t, dir, world.Config{Items: 1000, Users: 10, Seed: 2})
 	cfg.Rules.File = filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(cfg.Rules.File, []byte("business:\n  - name: b\n    action: boost\n"), 0o644); err != nil {
 		t.Fatal(err)
