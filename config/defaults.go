@@ -52,8 +52,8 @@ func Default() *Config {
 				Spool:           eventlog.SpoolConfig{Dir: "var/spool", MaxBytes: 1 << 30, SegmentBytes: 64 << 20, RetryAfter: 5 * time.Second},
 			},
 			ItemsTopic: "recsys.items",
-			Counters: counters.Config{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 24 * time.Hour,
-				HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour, BatchWait: 50 * time.Millisecond},
+			Counters: counters.Config{Group: "recsys-counters", KeyPrefix: "recsys:rt", DedupeWindow: 10 * time.Minute,
+				LateWindow: 24 * time.Hour, HalfLife: 72 * time.Hour, HistoryLength: 50, HistoryTTL: 30 * 24 * time.Hour, BatchWait: 50 * time.Millisecond},
 		},
 		Embedded: Embedded{
 			Kafka:     eventlog.BrokerConfig{DataDir: "var/kafka", Addr: "127.0.0.1:0"},

@@ -99,10 +99,17 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 			return err
 		}
 	}
-	// Marks: new, a re-read of the record that set it, or a duplicate.
-	ttl := c.ccfg.DedupeWindow
+	// Marks: new, a re-read of the record that set it, or a duplicate. A
+	// late event's copies may come hours apart, so its mark lasts longer.
+	now := c.now()
+	var late int64
 	if err := c.pipelined(ctx, func(pipe redis.Pipeliner) {
 		for _, w := range ws {
+			ttl := c.ccfg.DedupeWindow
+			if now.Sub(w.ev.Timestamp) > ttl {
+				ttl = c.ccfg.LateWindow
+				late++
+			}
 			w.set = pipe.SetNX(ctx, realtime.SeenKey(p, w.ev.EventID), w.mark, ttl)
 		}
 	}); err != nil {
@@ -165,6 +172,7 @@ func (c *Updater) applyChunk(ctx context.Context, recs []*kgo.Record) error {
 	c.events.WithLabelValues(c.ccfg.Group, "reread").Add(float64(rereads))
 	c.events.WithLabelValues(c.ccfg.Group, "invalid").Add(float64(invalid))
 	c.events.WithLabelValues(c.ccfg.Group, "unknown_item").Add(float64(len(dead)))
+	c.lateMarks.WithLabelValues(c.ccfg.Group).Add(float64(late))
 	return nil
 }
 

@@ -9,7 +9,8 @@ import (
 const (
 	DefaultCountersGroup  = "recsys-counters"
 	DefaultCountersPrefix = "recsys:rt"
-	DefaultDedupeWindow   = 24 * time.Hour
+	DefaultDedupeWindow   = 10 * time.Minute
+	DefaultLateWindow     = 24 * time.Hour
 	DefaultHalfLife       = 72 * time.Hour
 	DefaultHistoryLength  = 50
 	DefaultHistoryTTL     = 30 * 24 * time.Hour
@@ -23,10 +24,19 @@ type Config struct {
 	// KeyPrefix starts every Redis key the updater writes (the layout of
 	// internal/realtime: decayed item counts, user histories, dedupe marks).
 	KeyPrefix string `yaml:"key_prefix"`
-	// DedupeWindow is how long an event id is remembered: a duplicate
-	// (a client retry, a redelivery after a crash) within it is not
-	// counted twice.
+	// DedupeWindow is how long the id of an event applied on time (within
+	// DedupeWindow of its timestamp) is remembered: a duplicate within it
+	// (a client's retry, the spooled copy of an impression the broker took
+	// late, a spool batch drained again after a crash) is not counted
+	// twice. Every such copy arrives within minutes of the first, and a
+	// mark per event costs the store memory (at 2,000 events/s a 24 h
+	// window is 170 million keys), so the window is short.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// LateWindow is how long the id of a late event is remembered: one
+	// applied more than DedupeWindow after its timestamp, which waited in
+	// a spool or a client's buffer through an outage, where its copies
+	// may arrive hours apart.
+	LateWindow time.Duration `yaml:"late_dedupe_window"`
 	// HalfLife is how fast the decayed per-item impression and click
 	// counts (the ranker's counter features) forget: they halve every
 	// HalfLife. An item without events for 10 half-lives (at least a day)
@@ -52,10 +62,16 @@ const batchBytes = 1 << 20
 func (c Config) Validate() error {
 	var errs []error
 	if c.DedupeWindow < 0 {
-		errs = append(errs, errors.New("dedupe_window: must be >= 0 (0 means 24h)"))
+		errs = append(errs, errors.New("dedupe_window: must be >= 0 (0 means 10m)"))
 	}
 	if c.DedupeWindow > 0 && c.DedupeWindow < time.Second {
 		errs = append(errs, errors.New("dedupe_window: must be at least 1s"))
+	}
+	if c.LateWindow < 0 || (c.LateWindow > 0 && c.LateWindow < time.Second) {
+		errs = append(errs, errors.New("late_dedupe_window: must be at least 1s (0 means 24h)"))
+	}
+	if c.LateWindow > 0 && c.DedupeWindow > c.LateWindow {
+		errs = append(errs, errors.New("late_dedupe_window: must be at least dedupe_window"))
 	}
 	if c.HalfLife < 0 || (c.HalfLife > 0 && c.HalfLife < time.Second) {
 		errs = append(errs, errors.New("half_life: must be at least 1s (0 means 72h)"))
@@ -82,6 +98,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DedupeWindow == 0 {
 		c.DedupeWindow = DefaultDedupeWindow
+	}
+	if c.LateWindow == 0 {
+		c.LateWindow = max(DefaultLateWindow, c.DedupeWindow)
 	}
 	if c.HalfLife == 0 {
 		c.HalfLife = DefaultHalfLife

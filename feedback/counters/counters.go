@@ -31,6 +31,8 @@ type Updater struct {
 	lag         *prometheus.GaugeVec
 	events      *prometheus.CounterVec
 	retries     prometheus.Counter
+	lateMarks   *prometheus.CounterVec
+	now         func() time.Time // the clock that tells a late event
 
 	mu      sync.Mutex
 	lags    map[int32]int64
@@ -72,7 +74,7 @@ func New(cfg eventlog.Config, ccfg Config, rdb redis.UniversalClient, o Options)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Updater{cfg: cfg.WithDefaults(), ccfg: ccfg.WithDefaults(), rdb: rdb, logger: logger, lags: map[int32]int64{},
-		known: o.Known, deadLetters: o.DeadLetters}
+		known: o.Known, deadLetters: o.DeadLetters, now: time.Now}
 	c.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "recsys_feedback_consumer_lag",
 		Help: "Records on the events topic not yet processed by the consumer group, summed over partitions.",
@@ -85,9 +87,13 @@ func New(cfg eventlog.Config, ccfg Config, rdb redis.UniversalClient, o Options)
 		Name: "recsys_counters_batch_retries_total",
 		Help: "Batches the counter updater could not apply (Redis timing out or down) and re-read after a backoff.",
 	})
+	c.lateMarks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_counters_late_marks_total",
+		Help: "Events applied more than kafka.counters.dedupe_window after their timestamp (spooled through an outage, or a lagging consumer), whose dedupe marks are kept for late_dedupe_window.",
+	}, []string{"group"})
 	c.chunk.Store(maxChunk)
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.lag, c.events, c.retries} {
+		for _, col := range []prometheus.Collector{c.lag, c.events, c.retries, c.lateMarks} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("register counters metrics: %w", err)
 			}

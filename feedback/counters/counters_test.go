@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -249,6 +250,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"zero", Config{}, true},
 		{"set", Config{Group: "g", KeyPrefix: "p", DedupeWindow: time.Hour}, true},
 		{"negative window", Config{DedupeWindow: -1}, false},
+		{"late window", Config{DedupeWindow: time.Minute, LateWindow: time.Hour}, true},
+		{"late window under the window", Config{DedupeWindow: time.Hour, LateWindow: time.Minute}, false},
+		{"sub-second late window", Config{LateWindow: time.Millisecond}, false},
 		{"sub-second window", Config{DedupeWindow: time.Millisecond}, false},
 		{"sub-second half-life", Config{HalfLife: time.Millisecond}, false},
 		{"history too long", Config{HistoryLength: 1001}, false},
@@ -411,6 +415,51 @@ func TestUpdater_ExactlyOnce(t *testing.T) {
 			}
 			if counted, dups := c.Stats(); counted != 3 || dups != 1 {
 				t.Errorf("counted %d, duplicates %d; want 3 (e1, e2, e3 completed) and 1 (e1's retry)", counted, dups)
+			}
+		})
+	}
+}
+
+// TestUpdater_MarkWindows checks that an event applied on time keeps its
+// dedupe mark for dedupe_window and a late one (spooled through an
+// outage) for late_dedupe_window, counted, and that both still catch a
+// duplicate.
+func TestUpdater_MarkWindows(t *testing.T) {
+	for name, newClient := range redisServers(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := newClient(t)
+			c, err := New(eventlog.Config{Brokers: []string{"127.0.0.1:1"}},
+				Config{KeyPrefix: "w", DedupeWindow: 10 * time.Minute, LateWindow: 24 * time.Hour}, rdb, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC) // click's timestamp
+			c.now = func() time.Time { return at.Add(time.Minute) }
+			if _, err := c.apply(ctx, []*kgo.Record{click(t, "fresh", "u1", "i1", 1)}); err != nil {
+				t.Fatal(err)
+			}
+			c.now = func() time.Time { return at.Add(11 * time.Minute) }
+			if _, err := c.apply(ctx, []*kgo.Record{click(t, "late", "u1", "i1", 2)}); err != nil {
+				t.Fatal(err)
+			}
+			fresh, _ := rdb.PTTL(ctx, realtime.SeenKey("w", "fresh")).Result()
+			late, _ := rdb.PTTL(ctx, realtime.SeenKey("w", "late")).Result()
+			if fresh <= 9*time.Minute || fresh > 10*time.Minute {
+				t.Errorf("on-time mark TTL %v, want dedupe_window (10m)", fresh)
+			}
+			if late <= 23*time.Hour || late > 24*time.Hour {
+				t.Errorf("late mark TTL %v, want late_dedupe_window (24h)", late)
+			}
+			if n := testutil.ToFloat64(c.lateMarks.WithLabelValues(c.ccfg.Group)); n != 1 {
+				t.Errorf("late marks counted %v, want 1", n)
+			}
+			// Copies of both at new offsets are duplicates.
+			if _, err := c.apply(ctx, []*kgo.Record{click(t, "fresh", "u1", "i1", 3), click(t, "late", "u1", "i1", 4)}); err != nil {
+				t.Fatal(err)
+			}
+			if counted, dups := c.Stats(); counted != 2 || dups != 2 {
+				t.Errorf("counted %d, duplicates %d; want 2 and 2", counted, dups)
 			}
 		})
 	}
