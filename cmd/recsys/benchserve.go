@@ -20,7 +20,7 @@ import (
 	"github.com/recsys-dev/recsys/world"
 )
 
-const benchServeSynopsis = "bench serve --url URL [--surface search|recommend] (--rate R --duration D | --find-max --p99 20ms | " +
+const benchServeSynopsis = "bench serve --url URL [--surface search|recommend|healthz] (--rate R --duration D | --find-max --p99 20ms | " +
 	"--rate R --overload 2 [--baseline 10s --overload-for 30s --recover-for 30s] | --rate R --item-updates U [--admin-url URL --text-share S --pairs N] | " +
 	"--surface recommend --rate R --compare-sources content [--pairs N]) " +
 	"[--items N --users N --seed S] [--retrieval MODE] [--max-inflight N]"
@@ -44,7 +44,7 @@ type loadResult struct {
 func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench serve", benchServeSynopsis, stdout)
 	url := fs.String("url", "http://127.0.0.1:8080", "the server's base URL")
-	surface := fs.String("surface", "search", "search or recommend")
+	surface := fs.String("surface", "search", "search, recommend, or healthz (GET /healthz: the host's cheapest request, a unit for CPU per request)")
 	rate := fs.Float64("rate", 300, "requests per second")
 	duration := fs.Duration("duration", 20*time.Second, "length of a run")
 	findMax := fs.Bool("find-max", false, "step the rate up until p99 passes --p99 and report the highest rate under it")
@@ -70,8 +70,8 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *surface != "search" && *surface != "recommend" {
-		return fmt.Errorf("bench serve: --surface: want search or recommend, got %q", *surface)
+	if *surface != "search" && *surface != "recommend" && *surface != "healthz" {
+		return fmt.Errorf("bench serve: --surface: want search, recommend or healthz, got %q", *surface)
 	}
 	if *rate <= 0 || *duration <= 0 || *step <= 0 {
 		return errors.New("bench serve: --rate, --duration and --step must be > 0")
@@ -84,6 +84,12 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: *inflight, MaxIdleConnsPerHost: *inflight, IdleConnTimeout: time.Minute}}
 	target := strings.TrimRight(*url, "/") + "/v1/" + *surface
+	if *surface == "healthz" {
+		// The host's unit: the server's cheapest request (the issue's
+		// CPU targets are multiples of it), so runs on different hosts
+		// compare as ratios.
+		body, target = nil, strings.TrimRight(*url, "/")+"/healthz"
+	}
 	run := func(r float64) (loadResult, error) {
 		return loadRun(ctx, client, *url, target, body, r, *duration, *inflight)
 	}
@@ -262,7 +268,13 @@ func drive(ctx context.Context, client *http.Client, target string, body func(in
 			go func(s *sample, n int) {
 				defer wg.Done()
 				defer inFlight.Add(-1)
-				resp, err := client.Post(target, "application/json", bytes.NewReader(body(n)))
+				var resp *http.Response
+				var err error
+				if body == nil {
+					resp, err = client.Get(target)
+				} else {
+					resp, err = client.Post(target, "application/json", bytes.NewReader(body(n)))
+				}
 				if err != nil {
 					return
 				}

@@ -65,6 +65,16 @@ func TestBenchServe(t *testing.T) {
 		t.Errorf("no stage means:\n%s", out)
 	}
 
+	// The host's unit: GET /healthz, answered 200 and costing the server
+	// CPU (no stage means: it runs no engine stage).
+	out = run("--surface", "healthz", "--rate", "40", "--duration", "2s")
+	if row := regexp.MustCompile(`(?m)^\s+40\s+80\s+0\s+.*\s([\d.]+)\s+\d+\s+[\d.]+$`).FindStringSubmatch(out); row == nil || row[1] == "0.000" {
+		t.Errorf("no row of 80 healthz requests at 40/s, none failed, with the server's CPU:\n%s", out)
+	}
+	if strings.Contains(out, "mean ms per stage") {
+		t.Errorf("healthz ran engine stages:\n%s", out)
+	}
+
 	out = run("--surface", "recommend", "--find-max", "--rate", "20", "--step", "20", "--duration", "1s", "--p99", "1ns")
 	if !strings.Contains(out, "highest rate with p99 under 1ns and no errors: 0 requests/s") {
 		t.Errorf("an unreachable p99 bound must stop at the first step:\n%s", out)
