@@ -198,6 +198,13 @@ func (c *Config) Validate() error {
 	redisCfg, kafkaCfg := c.Redis, c.Kafka.Config
 	if redisCfg.Addr == "" && (redisCfg.Mode == "" || redisCfg.Mode == rank.RedisSingle) {
 		redisCfg.Addr = "127.0.0.1:6379"
+		if redisCfg.TLS.Enabled || redisCfg.Username != "" {
+			add("redis", errors.New("tls, username: for a real server (redis.addr); the embedded one speaks plaintext on 127.0.0.1"))
+		}
+		// Its native counter scripts and its expiry keep database 0.
+		if redisCfg.DB != 0 {
+			add("redis", errors.New("db: the embedded server serves database 0 only; set redis.addr to use another"))
+		}
 	}
 	if len(kafkaCfg.Brokers) == 0 {
 		kafkaCfg.Brokers = []string{"127.0.0.1:9092"}
@@ -205,9 +212,6 @@ func (c *Config) Validate() error {
 		if kafkaCfg.TLS.Enabled || kafkaCfg.SASL.Mechanism != "" {
 			add("kafka", errors.New("tls, sasl: for a real cluster (kafka.brokers); the embedded broker speaks plaintext on 127.0.0.1"))
 		}
-	}
-	if redisCfg.Addr == "" && (redisCfg.Mode == "" || redisCfg.Mode == rank.RedisSingle) && (redisCfg.TLS.Enabled || redisCfg.Username != "") {
-		add("redis", errors.New("tls, username: for a real server (redis.addr); the embedded one speaks plaintext on 127.0.0.1"))
 	}
 	add("redis", redisCfg.Validate())
 	add("kafka", kafkaCfg.Validate())

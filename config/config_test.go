@@ -26,12 +26,13 @@ func TestParse_ConfigYAMLIsDefault(t *testing.T) {
 
 func TestParse_Testdata(t *testing.T) {
 	wantErr := map[string][]string{
-		"unknown-key.bad.yml": {"line 2: server.adress: unknown key", "line 4: engine.candidtes: unknown key (did you mean engine.candidates?)", "line 8: rules.business[0].actoin: unknown key (did you mean rules.business[0].action?)"},
-		"bad-values.bad.yml":  {"engine.candidates: must be in 1..10000", "engine.recent_decay", "bundles.keep: must be >= 1", "log.level"},
-		"wrong-type.bad.yml":  {"cannot unmarshal", "many"},
-		"bad-broker.bad.yml":  {"kafka.brokers[0]"},
-		"bad-feature.bad.yml": {"rank.features[1]", "shoe_size"},
-		"bad-rule.bad.yml":    {"age-limit", "line 1", "column"},
+		"unknown-key.bad.yml":    {"line 2: server.adress: unknown key", "line 4: engine.candidtes: unknown key (did you mean engine.candidates?)", "line 8: rules.business[0].actoin: unknown key (did you mean rules.business[0].action?)"},
+		"bad-values.bad.yml":     {"engine.candidates: must be in 1..10000", "engine.recent_decay", "bundles.keep: must be >= 1", "log.level"},
+		"wrong-type.bad.yml":     {"cannot unmarshal", "many"},
+		"bad-broker.bad.yml":     {"kafka.brokers[0]"},
+		"bad-feature.bad.yml":    {"rank.features[1]", "shoe_size"},
+		"bad-rule.bad.yml":       {"age-limit", "line 1", "column"},
+		"embedded-redis.bad.yml": {"redis.tls, username: for a real server", "redis.db: the embedded server serves database 0 only"},
 	}
 	files, err := filepath.Glob("testdata/*.yml")
 	if err != nil || len(files) == 0 {
