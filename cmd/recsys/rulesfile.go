@@ -37,13 +37,14 @@ type rulesWatch struct {
 	reloads *prometheus.CounterVec
 	// onSwap sees the rules a load replaced.
 	onSwap func(old *rules.Set)
+	read   func(string) ([]byte, error) // os.ReadFile; a test's writer mid-write
 }
 
 func newRulesWatch(path string, every time.Duration, eng *engine.Engine, log *slog.Logger, reg prometheus.Registerer) *rulesWatch {
 	if every <= 0 {
 		every = defaultRulesReload
 	}
-	w := &rulesWatch{path: path, every: every, eng: eng, log: log,
+	w := &rulesWatch{path: path, every: every, eng: eng, log: log, read: os.ReadFile,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "recsys_rules_reloads_total",
 			Help: "Rules file loads by result: loaded (now live) or refused (invalid or unreadable; the live rules kept serving).",
@@ -60,7 +61,7 @@ const settle = 50 * time.Millisecond
 func (w *rulesWatch) load() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	data, err := os.ReadFile(w.path)
+	data, err := w.read(w.path)
 	if err == nil {
 		sum := sha256.Sum256(data)
 		version := "file:" + hex.EncodeToString(sum[:6])
@@ -72,7 +73,7 @@ func (w *rulesWatch) load() error {
 		// file may well parse: a change goes live only once a second read
 		// a moment later finds the same bytes; else the next check decides.
 		time.Sleep(settle)
-		if again, rerr := os.ReadFile(w.path); rerr != nil || sha256.Sum256(again) != sum {
+		if again, rerr := w.read(w.path); rerr != nil || sha256.Sum256(again) != sum {
 			return nil
 		}
 		var set *rules.Set

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/catalog"
 	"github.com/recsys-dev/recsys/config"
+	"github.com/recsys-dev/recsys/engine"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/offline"
 	"github.com/recsys-dev/recsys/world"
@@ -185,5 +191,43 @@ func TestBuild_RefusesBadRules(t *testing.T) {
 	}
 	if _, err := bundle.Current(cfg.Bundles.Dir); err == nil {
 		t.Fatal("a bundle was published")
+	}
+}
+
+// TestRulesWatch_SettlesBeforeLoading checks that a rules file read while
+// it is being written (a prefix first, the whole file a moment later) is
+// not made live: its prefix may parse, as here, and would drop the rules
+// after it. The next check, finding the same bytes twice, loads it.
+func TestRulesWatch_SettlesBeforeLoading(t *testing.T) {
+	full := "filters:\n  - name: available\n    expr: item.available\nbusiness:\n  - name: promo\n    action: boost\n    when: item.price < 10\n    amount: 0.5\n"
+	prefix := full[:strings.Index(full, "business:")]
+	eng, err := engine.New(engine.Config{Candidates: 20, RankTimeout: time.Second, RecentDecay: 0.8, MaxRecent: 5}, engine.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newRulesWatch("rules.yaml", time.Second, eng, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	var reads []string
+	w.read = func(string) ([]byte, error) {
+		next := reads[0]
+		reads = reads[1:]
+		return []byte(next), nil
+	}
+	reads = []string{prefix, full} // mid-write, then done
+	if err := w.load(); err != nil {
+		t.Fatal(err)
+	}
+	if v := eng.RulesVersion(); v != "config" {
+		t.Fatalf("a file read mid-write went live (%s)", v)
+	}
+	reads = []string{full, full}
+	if err := w.load(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(full))
+	if v, want := eng.RulesVersion(), "file:"+hex.EncodeToString(sum[:6]); v != want {
+		t.Fatalf("live rules %s, want the whole file's %s", v, want)
+	}
+	if f, b := eng.Rules().Len(); f != 1 || b != 1 {
+		t.Errorf("%d filters and %d business rules live, want the file's 1 and 1", f, b)
 	}
 }
