@@ -11,7 +11,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.deps/*' 2>/dev/null) g
 # Tests and the binary find ONNX Runtime here (config: onnxruntime.library).
 export RECSYS_ORT_LIB := $(abspath $(ORT_LIB))
 
-.PHONY: run test bench loop scifact setup test-tools vet fmt-check clean demo-data
+.PHONY: run test bench loop scifact image setup test-tools vet fmt-check clean demo-data
 
 ## setup: ONNX Runtime into .deps/ and the Go modules (idempotent)
 setup: $(ORT_LIB)
@@ -68,6 +68,10 @@ loop: setup $(BIN)
 ## scifact: SciFact's judged train queries in 5 folds through the real commands; about 15 min
 scifact: setup $(BIN)
 	scripts/scifact-folds.sh
+
+## image: the container image (deploy/Dockerfile) built with podman and checked by serving from it; about 4 min
+image:
+	scripts/podman-image.sh $(IMAGE)
 
 clean:
 	rm -rf bin var
