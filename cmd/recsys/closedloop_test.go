@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/recsys-dev/recsys/internal/ort"
@@ -81,12 +83,27 @@ func TestClosedLoop(t *testing.T) {
 	}
 }
 
+// handedOut holds the ports freePort returned.
+var handedOut sync.Map
+
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range (32768 and up by default): a port
+	// from there, free now, may be taken by another test's outgoing
+	// connection or port-0 listener before the script binds it (CI saw
+	// the loop's server exit, its address taken). Only a listener asking
+	// for this number can take it here.
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue // a test of this process has it, maybe not bound yet
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			l.Close()
+			return strconv.Itoa(port)
+		}
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free port in 20000-31999")
+	return ""
 }
