@@ -30,21 +30,21 @@ export RECSYS_BUNDLES_DIR=$dir/bundles RECSYS_BUNDLES_POLL_INTERVAL=0 \
 
 step() { printf '\n== %s\n' "$*"; }
 current() { cat "$dir/bundles/CURRENT"; }
+# serverFailed WHY: say why, with the end of the server's log.
+serverFailed() {
+  echo "$1; the end of its log:" >&2
+  tail -20 "$dir/serve.log" >&2
+  return 1
+}
 # serving BUNDLE: wait until search answers from that bundle.
 serving() {
   for _ in $(seq 1 300); do
-    if [ -n "${server:-}" ] && ! kill -0 "$server" 2>/dev/null; then
-      echo "server exited; the end of its log:" >&2
-      tail -20 "$dir/serve.log" >&2
-      return 1
-    fi
+    if [ -n "${server:-}" ] && ! kill -0 "$server" 2>/dev/null; then serverFailed "server exited"; return; fi
     if curl -sf "$url/v1/search" -H 'Content-Type: application/json' -d '{"query":"red shoes","k":1}' 2>/dev/null |
       grep -q "\"bundle\":\"$1\""; then return 0; fi
     sleep 0.2
   done
-  echo "server did not serve bundle $1; the end of its log:" >&2
-  tail -20 "$dir/serve.log" >&2
-  return 1
+  serverFailed "server did not serve bundle $1"
 }
 simulate() { # name seed sessions [simulate flags]
   $bin simulate --url "$url" --items "$ITEMS" --users "$USERS" --seed "$2" --sessions "$3" "${@:4}" --json >"$dir/$1.json"

@@ -83,12 +83,13 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	body := requestBodies(w, *surface, *mode, *items, *users, nil)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: *inflight, MaxIdleConnsPerHost: *inflight, IdleConnTimeout: time.Minute}}
-	target := strings.TrimRight(*url, "/") + "/v1/" + *surface
+	base := strings.TrimRight(*url, "/")
+	target := base + "/v1/" + *surface
 	if *surface == "healthz" {
 		// The host's unit: the server's cheapest request (the issue's
 		// CPU targets are multiples of it), so runs on different hosts
 		// compare as ratios.
-		body, target = nil, strings.TrimRight(*url, "/")+"/healthz"
+		body, target = nil, base+"/healthz"
 	}
 	run := func(r float64) (loadResult, error) {
 		return loadRun(ctx, client, *url, target, body, r, *duration, *inflight)
