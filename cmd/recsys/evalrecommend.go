@@ -14,6 +14,7 @@ import (
 	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
 	"github.com/recsys-dev/recsys/offline"
+	"github.com/recsys-dev/recsys/offline/cftrain"
 	"github.com/recsys-dev/recsys/offline/movielens"
 	"github.com/recsys-dev/recsys/offline/ranktrain"
 )
@@ -35,6 +36,18 @@ func runEvalRecommend(ctx context.Context, args []string, stdout, stderr io.Writ
 	// noise.
 	rc.Model.LearningRate, rc.Model.MinLeafRows, rc.Model.MaxLeaves, rc.Model.EarlyStopping, rc.Model.ValidFraction = 0.05, 100, 15, 100, 0.25
 	rc.MinTestQueries = 20
+	// Both learners: on MovieLens the trees learn little beyond the
+	// factorisation's order, while a linear blend of the sources' scores
+	// carries from the training windows to the test (see the README).
+	rc.Learner = ranktrain.LearnerBoth
+	fs.StringVar(&rc.Learner, "learner", rc.Learner, "trees, linear or both (as train rank --learner)")
+	// MovieLens's ratings continue the user's latest ones, so the
+	// item-to-item source counts what users liked next, and the linear
+	// learner weighs the two collaborative scores: both measured in the
+	// README, both settings a deployment has (build.sources.neighbours
+	// .method, train rank --linear-features).
+	linFeatures := fs.String("linear-features", "als_score,cooc_score", "comma-separated features the linear learner may weigh (empty: all)")
+	method := fs.String("neighbours-method", cftrain.MethodSequence, "build.sources.neighbours.method for the item-to-item source (cosine, ease, sequence); empty: the configuration's")
 	fs.IntVar(&rc.Model.Trees, "trees", rc.Model.Trees, "most boosting rounds of the ranker")
 	fs.Float64Var(&rc.Model.LearningRate, "lr", rc.Model.LearningRate, "ranker shrinkage")
 	fs.IntVar(&rc.Model.MaxLeaves, "leaves", rc.Model.MaxLeaves, "most leaves per tree")
@@ -43,6 +56,7 @@ func runEvalRecommend(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	rc.LinearFeatures = splitList(*linFeatures)
 	if *dir == "" {
 		return errors.New("eval recommend: --movielens is required")
 	}
@@ -85,6 +99,12 @@ func runEvalRecommend(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	b.Logger = log
+	if *method != "" {
+		b.Sources.Neighbours.Method = *method
+		if err := b.Sources.Neighbours.Validate(); err != nil {
+			return fmt.Errorf("eval recommend: --neighbours-method: %w", err)
+		}
+	}
 	fmt.Fprintf(stdout, "movielens %s: %d ratings by %d users of %d movies; liked = rating >= %g; every user answered by the engine serve runs\n",
 		*dir, len(d.Ratings), len(distinctUsers(d)), len(d.Movies), *positive)
 	var reps []*movielens.ProductReport

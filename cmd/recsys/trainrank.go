@@ -53,6 +53,8 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&rc.Model.MinLeafRows, "min-leaf", rc.Model.MinLeafRows, "fewest rows per leaf")
 	fs.IntVar(&rc.Model.Bins, "bins", rc.Model.Bins, "histogram bins per feature (2..256)")
 	fs.IntVar(&rc.Model.EarlyStopping, "early-stopping", rc.Model.EarlyStopping, "rounds without a better validation NDCG before stopping (0: never)")
+	fs.StringVar(&rc.Learner, "learner", rc.Learner, "trees (LambdaMART), linear (a weight per feature by coordinate ascent on NDCG) or both (the better on the test slice faces the gate)")
+	linFeatures := fs.String("linear-features", "", "comma-separated features the linear learner may weigh (empty: all)")
 	fs.Uint64Var(&rc.Model.Seed, "seed", rc.Model.Seed, "seed of the validation split; the same seed and data give the same model")
 	rows := fs.String("rows", "", "CSV file for the joined rows (default <var>/ranktrain/rows.csv)")
 	out := fs.String("out", "", "where the trained model goes whatever the decision (default <var>/ranktrain/candidate.onnx)")
@@ -66,6 +68,7 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	crossFit := fs.Int("cross-fit", 0, "with --judgments and --beir: answer the training queries in this many parts, each with an "+
 		"embedding model trained (as train embed --beir does) without that part's queries, so dense scores look as they will on new queries")
 	cfg, err := parseWithConfig(fs, path, args)
+	rc.LinearFeatures = splitList(*linFeatures)
 	if err != nil {
 		return err
 	}
@@ -348,4 +351,12 @@ func crossFitQueries(ctx context.Context, cfg *config.Config, ds *beir.Dataset, 
 		all = append(all, qs...)
 	}
 	return all, strings.Join(versions, ","), nil
+}
+
+// splitList is a comma-separated flag's items, nil for an empty flag.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

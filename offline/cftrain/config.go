@@ -17,12 +17,21 @@ const (
 	// MethodEASE is the closed-form item-item linear model over the
 	// EaseItems most used items: cubic in them, better where it fits.
 	MethodEASE = "ease"
+	// MethodSequence counts what users engaged with next: items within
+	// Window places after an item in a user's time order (and, weighted
+	// Back, before it), with popular items discounted as in the cosine.
+	MethodSequence = "sequence"
 )
 
 // NeighboursConfig sets the item-to-item table.
 type NeighboursConfig struct {
-	// Method is MethodCosine or MethodEASE.
+	// Method is MethodCosine, MethodEASE or MethodSequence.
 	Method string `yaml:"method"`
+	// Window is how many places after an item in a user's time order its
+	// successors are counted (sequence); Back weighs its predecessors
+	// within the window (0: successors only).
+	Window int     `yaml:"window"`
+	Back   float64 `yaml:"back"`
 	// EaseLambda is the EASE model's L2 regularisation, EaseItems how
 	// many of the most used items it covers.
 	EaseLambda float64 `yaml:"ease_lambda"`
@@ -56,12 +65,16 @@ type NeighboursConfig struct {
 // cap of 150 items per user is worth +0.01 there: heavy users'
 // co-occurrences are many and weak.
 func DefaultNeighboursConfig() NeighboursConfig {
-	return NeighboursConfig{Method: MethodCosine, EaseLambda: 200, EaseItems: 4000, TopN: 200, Alpha: 0.4, Shrink: 5, MaxUserItems: 150}
+	return NeighboursConfig{Method: MethodCosine, EaseLambda: 200, EaseItems: 4000, Window: 30, Back: 0.1, TopN: 200, Alpha: 0.4, Shrink: 5, MaxUserItems: 150}
 }
 
 // maxEaseItems bounds EaseItems: their square in float64s is the memory,
 // their cube the time.
 const maxEaseItems = 20000
+
+// maxWindow bounds Window: a request for the sequence costs the window
+// times the occurrences of each item.
+const maxWindow = 1000
 
 // maxTopN bounds TopN: the table is items x TopN entries and a request
 // sums a row per history item.
@@ -73,8 +86,16 @@ const maxWorkers = 1024
 // Validate reports a bad field, named by its key.
 func (c NeighboursConfig) Validate() error {
 	var errs []error
-	if c.Method != MethodCosine && c.Method != MethodEASE {
-		errs = append(errs, fmt.Errorf("method: want %s or %s, got %q", MethodCosine, MethodEASE, c.Method))
+	if c.Method != MethodCosine && c.Method != MethodEASE && c.Method != MethodSequence {
+		errs = append(errs, fmt.Errorf("method: want %s, %s or %s, got %q", MethodCosine, MethodEASE, MethodSequence, c.Method))
+	}
+	if c.Method == MethodSequence {
+		if c.Window < 1 || c.Window > maxWindow {
+			errs = append(errs, fmt.Errorf("window: must be in 1..%d, got %d", maxWindow, c.Window))
+		}
+		if !(c.Back >= 0 && c.Back <= 1) {
+			errs = append(errs, fmt.Errorf("back: must be in 0..1, got %v", c.Back))
+		}
 	}
 	if c.Method == MethodEASE {
 		if !(c.EaseLambda > 0) || math.IsInf(c.EaseLambda, 0) {

@@ -47,7 +47,8 @@ type matrix struct {
 	uStart       []int // users+1
 	uItem        []int32
 	uW           []float32
-	iStart       []int // items+1
+	uLast        []int64 // newest time of each user row's pair, unix ns
+	iStart       []int   // items+1
 	iUser        []int32
 	iW           []float32
 }
@@ -108,6 +109,7 @@ func buildMatrix(ctx context.Context, in []Interaction, users, items int, now ti
 	}
 	m := &matrix{items: items, uStart: []int{0}}
 	m.uItem, m.uW = make([]int32, 0, len(es)), make([]float32, 0, len(es))
+	m.uLast = make([]int64, 0, len(es))
 	for lo := 0; lo < len(es); {
 		hi := lo + 1
 		for hi < len(es) && es[hi].key>>32 == es[lo].key>>32 {
@@ -128,6 +130,7 @@ func buildMatrix(ctx context.Context, in []Interaction, users, items int, now ti
 		for _, e := range row {
 			m.uItem = append(m.uItem, int32(uint32(e.key)))
 			m.uW = append(m.uW, e.w)
+			m.uLast = append(m.uLast, e.last)
 		}
 		m.uStart = append(m.uStart, len(m.uItem))
 		lo = hi

@@ -27,8 +27,11 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 	if err := cfg.Validate(); err != nil {
 		return nil, rep, fmt.Errorf("train neighbours: %w", err)
 	}
-	if cfg.Method == MethodEASE {
+	switch cfg.Method {
+	case MethodEASE:
 		return trainEASE(ctx, in, items, now, cfg)
+	case MethodSequence:
+		return trainSequence(ctx, in, items, now, cfg)
 	}
 	m, err := buildMatrix(ctx, in, -1, items, now, cfg.HalfLife, cfg.MaxUserItems)
 	if err != nil {
@@ -99,12 +102,23 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 	}
 	rep.Pairs = pairs.Load()
 
+	n, err := assemble(items, rows)
+	if err != nil {
+		return nil, rep, fmt.Errorf("train neighbours: %w", err)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return n, rep, nil
+}
+
+// assemble turns per-item rows, best first, into the table, releasing
+// the rows as it goes.
+func assemble(items int, rows [][]nb) (*cf.Neighbours, error) {
 	offsets := make([]int32, items+1)
 	total := 0
 	for i, r := range rows {
 		total += len(r)
 		if total > math.MaxInt32 {
-			return nil, rep, fmt.Errorf("train neighbours: more than %d entries (lower top_n)", math.MaxInt32)
+			return nil, fmt.Errorf("more than %d entries (lower top_n)", math.MaxInt32)
 		}
 		offsets[i+1] = int32(total)
 	}
@@ -115,12 +129,7 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 		}
 		rows[i] = nil
 	}
-	n, err := cf.NewNeighbours(items, offsets, ids, sims)
-	if err != nil {
-		return nil, rep, fmt.Errorf("train neighbours: %w", err)
-	}
-	rep.Seconds = time.Since(start).Seconds()
-	return n, rep, nil
+	return cf.NewNeighbours(items, offsets, ids, sims)
 }
 
 // nb is one neighbour on the way to the table.

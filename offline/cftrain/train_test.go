@@ -286,6 +286,17 @@ func TestConfig_Validate(t *testing.T) {
 		{"shrink", func() error { c := DefaultNeighboursConfig(); c.Shrink = math.Inf(1); return c.Validate() }(), "shrink:"},
 		{"max_user_items", func() error { c := DefaultNeighboursConfig(); c.MaxUserItems = -1; return c.Validate() }(), "max_user_items:"},
 		{"workers", func() error { c := DefaultNeighboursConfig(); c.Workers = -1; return c.Validate() }(), "workers:"},
+		{"method", func() error { c := DefaultNeighboursConfig(); c.Method = "bm25"; return c.Validate() }(), "method:"},
+		{"window", func() error {
+			c := DefaultNeighboursConfig()
+			c.Method, c.Window = MethodSequence, 0
+			return c.Validate()
+		}(), "window:"},
+		{"back", func() error {
+			c := DefaultNeighboursConfig()
+			c.Method, c.Back = MethodSequence, 1.5
+			return c.Validate()
+		}(), "back:"},
 		{"factors", func() error { c := DefaultALSConfig(); c.Factors = cf.MaxDim + 1; return c.Validate() }(), "factors:"},
 		{"iterations", func() error { c := DefaultALSConfig(); c.Iterations = 0; return c.Validate() }(), "iterations:"},
 		{"lambda", func() error { c := DefaultALSConfig(); c.Lambda = 0; return c.Validate() }(), "lambda:"},

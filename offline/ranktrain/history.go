@@ -110,6 +110,14 @@ type Metrics struct {
 	ValidNDCG       float64 `json:"valid_ndcg"`
 	TestNDCG        float64 `json:"test_ndcg"`
 	CurrentTestNDCG float64 `json:"current_test_ndcg"`
+	// Learner is the kind of the new model the gate judged (trees or
+	// linear); each learner fitted has its test NDCG (0: not fitted).
+	Learner         string  `json:"learner,omitempty"`
+	TreesTestNDCG   float64 `json:"trees_test_ndcg,omitempty"`
+	LinearTestNDCG  float64 `json:"linear_test_ndcg,omitempty"`
+	LinearTrainNDCG float64 `json:"linear_train_ndcg,omitempty"`
+	LinearPasses    int     `json:"linear_passes,omitempty"`
+	LinearSkipped   string  `json:"linear_skipped,omitempty"`
 }
 
 // Kinds of runs in the history: a ranker trained on logged impressions,

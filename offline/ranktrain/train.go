@@ -48,14 +48,31 @@ type Config struct {
 	// estimate needs; with fewer it is noise and PropensityPower is used.
 	MinExploreClicks int                   `yaml:"min_explore_clicks"`
 	Model            rank.LambdaMARTConfig `yaml:"model"`
+	// Learner is what is fitted: LearnerTrees (LambdaMART), LearnerLinear
+	// (a weight per feature by coordinate ascent on NDCG) or LearnerBoth,
+	// in which case the one with the higher test NDCG faces the gate.
+	Learner string `yaml:"learner"`
+	// LinearFeatures, when set, are the only features the linear learner
+	// weighs.
+	LinearFeatures []string `yaml:"linear_features"`
 }
+
+// Learners of Config.Learner.
+const (
+	LearnerTrees  = "trees"
+	LearnerLinear = "linear"
+	LearnerBoth   = "both"
+)
+
+// linearPasses bounds the coordinate ascent's rounds.
+const linearPasses = 5
 
 // DefaultConfig attributes actions within 30 minutes, tests on the newest
 // 20% of the queries and estimates position bias from 200 explore clicks
 // or more, assuming 1/(p+1) examination below that.
 func DefaultConfig() Config {
 	return Config{Window: 30 * time.Minute, TestFraction: 0.2, MinTestQueries: 20,
-		PropensityPower: 1, PropensityEstimate: true, MinExploreClicks: 200, Model: rank.DefaultLambdaMARTConfig()}
+		PropensityPower: 1, PropensityEstimate: true, MinExploreClicks: 200, Model: rank.DefaultLambdaMARTConfig(), Learner: LearnerTrees}
 }
 
 // Validate reports every invalid field, naming it.
@@ -72,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.PropensityEstimate && c.MinExploreClicks < 1 {
 		errs = append(errs, errors.New("min_explore_clicks: must be >= 1 when propensity_estimate is on"))
+	}
+	if c.Learner != LearnerTrees && c.Learner != LearnerLinear && c.Learner != LearnerBoth {
+		errs = append(errs, fmt.Errorf("learner: want %s, %s or %s, got %q", LearnerTrees, LearnerLinear, LearnerBoth, c.Learner))
 	}
 	if c.MinTestQueries < 1 {
 		errs = append(errs, errors.New("min_test_queries: must be >= 1"))
@@ -189,15 +209,8 @@ func Train(ctx context.Context, o Options, rec *Record, qs []*Query, js JoinStat
 		return finish(o, rec, errors.New("no training query has a clicked or bought item"))
 	}
 
-	start := time.Now()
-	ens, rep, err := rank.TrainLambdaMART(ctx, o.Config.Model, trainSet)
-	if err != nil {
-		return finish(o, rec, err)
-	}
-	rec.Metrics.TrainSeconds = time.Since(start).Seconds()
-	rec.Metrics.Rounds, rec.Metrics.Trees = rep.Rounds, rep.Trees
-	rec.Metrics.TrainNDCG, rec.Metrics.ValidNDCG = rep.TrainNDCG, rep.ValidNDCG
-	model, err := rank.BuildTreeModel(ens)
+	k := o.Config.Model.NDCGAt
+	model, err := fitModel(ctx, o, rec, trainSet, testSet)
 	if err != nil {
 		return finish(o, rec, err)
 	}
@@ -210,19 +223,12 @@ func Train(ctx context.Context, o Options, rec *Record, qs []*Query, js JoinStat
 		}
 		rec.Model = o.ModelPath
 	}
-	o.progress("trained %d trees in %d rounds (%.1fs): train NDCG@%d %.4f, validation %.4f",
-		rep.Trees, rep.Rounds, rec.Metrics.TrainSeconds, o.Config.Model.NDCGAt, rep.TrainNDCG, rep.ValidNDCG)
-
 	// The gate: both models scored by ONNX Runtime, as they would serve, on
 	// the same newest slice neither trained on.
-	k := o.Config.Model.NDCGAt
-	if rec.Metrics.TestNDCG, err = scoreNDCG(ctx, model, o.Features, testSet, k); err != nil {
-		return finish(o, rec, fmt.Errorf("score new model: %w", err))
-	}
 	if rec.Metrics.CurrentTestNDCG, err = scoreNDCG(ctx, o.Current, o.Features, testSet, k); err != nil {
 		return finish(o, rec, fmt.Errorf("score current model %s: %w", o.CurrentName, err))
 	}
-	o.progress("test slice NDCG@%d: new %.4f, current (%s) %.4f", k, rec.Metrics.TestNDCG, o.CurrentName, rec.Metrics.CurrentTestNDCG)
+	o.progress("test slice NDCG@%d: new (%s) %.4f, current (%s) %.4f", k, rec.Metrics.Learner, rec.Metrics.TestNDCG, o.CurrentName, rec.Metrics.CurrentTestNDCG)
 	switch {
 	case rec.Rows.TestPositive < o.Config.MinTestQueries:
 		rec.Decision = DecisionRejected
@@ -245,6 +251,75 @@ func Train(ctx context.Context, o Options, rec *Record, qs []*Query, js JoinStat
 	}
 	o.progress("decision: %s (%s)", rec.Decision, rec.Reason)
 	return finish(o, rec, nil)
+}
+
+// fitModel trains the configured learners on train, scores each on test
+// with ONNX Runtime and returns the better one's model, its kind and test
+// NDCG in rec.
+func fitModel(ctx context.Context, o Options, rec *Record, train, test *rank.Dataset) ([]byte, error) {
+	k := o.Config.Model.NDCGAt
+	learner := o.Config.Learner
+	var model []byte
+	rec.Metrics.TestNDCG = math.Inf(-1)
+	start := time.Now()
+	if learner == LearnerTrees || learner == LearnerBoth {
+		ens, rep, err := rank.TrainLambdaMART(ctx, o.Config.Model, train)
+		if err != nil {
+			return nil, err
+		}
+		rec.Metrics.Rounds, rec.Metrics.Trees = rep.Rounds, rep.Trees
+		rec.Metrics.TrainNDCG, rec.Metrics.ValidNDCG = rep.TrainNDCG, rep.ValidNDCG
+		if model, err = rank.BuildTreeModel(ens); err != nil {
+			return nil, err
+		}
+		ndcg, err := scoreNDCG(ctx, model, o.Features, test, k)
+		if err != nil {
+			return nil, fmt.Errorf("score new model: %w", err)
+		}
+		rec.Metrics.TestNDCG, rec.Metrics.Learner, rec.Metrics.TreesTestNDCG = ndcg, LearnerTrees, ndcg
+		o.progress("trained %d trees in %d rounds (%.1fs): train NDCG@%d %.4f, validation %.4f, test %.4f",
+			rep.Trees, rep.Rounds, time.Since(start).Seconds(), k, rep.TrainNDCG, rep.ValidNDCG, ndcg)
+	}
+	if learner == LearnerLinear || learner == LearnerBoth {
+		lstart := time.Now()
+		w, rep, err := rank.TrainLinear(ctx, train, k, linearPasses, o.Config.LinearFeatures)
+		if errors.Is(err, rank.ErrConstantFeatures) && learner == LearnerBoth {
+			rec.Metrics.LinearSkipped = err.Error()
+			o.progress("no linear model: %v; the trees face the gate", err)
+			rec.Metrics.TrainSeconds = time.Since(start).Seconds()
+			return model, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		lin, err := rank.BuildLinearModel(o.Features, w, 0)
+		if err != nil {
+			return nil, err
+		}
+		ndcg, err := scoreNDCG(ctx, lin, o.Features, test, k)
+		if err != nil {
+			return nil, fmt.Errorf("score new linear model: %w", err)
+		}
+		rec.Metrics.LinearTestNDCG, rec.Metrics.LinearTrainNDCG, rec.Metrics.LinearPasses = ndcg, rep.TrainNDCG, rep.Passes
+		o.progress("fitted a linear model by coordinate ascent in %d passes (%.1fs): train NDCG@%d %.4f (best single feature %.4f), test %.4f; weights %s",
+			rep.Passes, time.Since(lstart).Seconds(), k, rep.TrainNDCG, rep.StartNDCG, ndcg, nonZero(o.Features, w))
+		if ndcg > rec.Metrics.TestNDCG {
+			model, rec.Metrics.TestNDCG, rec.Metrics.Learner = lin, ndcg, LearnerLinear
+		}
+	}
+	rec.Metrics.TrainSeconds = time.Since(start).Seconds()
+	return model, nil
+}
+
+// nonZero lists the non-zero weights as name=value.
+func nonZero(features []string, w []float32) string {
+	var parts []string
+	for f, x := range w {
+		if x != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%.4g", features[f], x))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func (o Options) progress(format string, args ...any) {

@@ -263,3 +263,45 @@ func TestConfig_Validate(t *testing.T) {
 		})
 	}
 }
+
+func TestTrain_Learners(t *testing.T) {
+	orttest.Init(t)
+	ctx := context.Background()
+	qs, js := join(simEvents(5, 2000, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), 1<<30))
+	run := func(learner string, only ...string) *Record {
+		t.Helper()
+		o := testOptions(t, linear(t, 1, 0, 0))
+		o.Config.Learner, o.Config.LinearFeatures = learner, only
+		rec, err := Train(ctx, o, nil, qs, js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	lin := run(LearnerLinear)
+	m := lin.Metrics
+	if m.Learner != LearnerLinear || m.TreesTestNDCG != 0 || m.LinearTestNDCG != m.TestNDCG || m.LinearPasses < 1 ||
+		lin.Decision != DecisionPromoted || !(m.TestNDCG > m.CurrentTestNDCG) {
+		t.Errorf("linear: %s %+v", lin.Decision, m)
+	}
+	both := run(LearnerBoth)
+	m = both.Metrics
+	best := LearnerTrees
+	if m.LinearTestNDCG > m.TreesTestNDCG {
+		best = LearnerLinear
+	}
+	if m.TreesTestNDCG == 0 || m.LinearTestNDCG == 0 || m.Learner != best || m.TestNDCG != max(m.TreesTestNDCG, m.LinearTestNDCG) {
+		t.Errorf("both: %+v", m)
+	}
+	// Clicks follow quality: a linear model of noise alone loses to the
+	// trees, which face the gate.
+	noise := run(LearnerBoth, "noise")
+	if m := noise.Metrics; m.Learner != LearnerTrees || !(m.LinearTestNDCG < m.TreesTestNDCG) {
+		t.Errorf("linear on noise only: %+v", m)
+	}
+	c := DefaultConfig()
+	c.Learner = "forest"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "learner:") {
+		t.Errorf("learner forest: %v", err)
+	}
+}
