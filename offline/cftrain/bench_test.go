@@ -123,6 +123,14 @@ func BenchmarkTrain1M(b *testing.B) {
 			return rep, err
 		})
 	})
+	b.Run("sequence", func(b *testing.B) {
+		cfg := DefaultNeighboursConfig()
+		cfg.Method = MethodSequence
+		run(b, func() (Report, error) {
+			_, rep, err := TrainNeighbours(ctx, in, items, t0, cfg)
+			return rep, err
+		})
+	})
 	b.Run("als", func(b *testing.B) {
 		run(b, func() (Report, error) {
 			_, rep, err := TrainALS(ctx, in, users, items, t0, DefaultALSConfig())

@@ -23,12 +23,10 @@ import (
 // Cholesky: O(EaseItems^3) time, EaseItems^2 float64s of memory.
 func trainEASE(ctx context.Context, in []Interaction, items int, now time.Time, cfg NeighboursConfig) (*cf.Neighbours, Report, error) {
 	start := time.Now()
-	var rep Report
-	m, err := buildMatrix(ctx, in, -1, items, now, 0, 0)
+	m, rep, err := startTable(ctx, in, items, now, 0, 0)
 	if err != nil {
-		return nil, rep, fmt.Errorf("train neighbours: %w", err)
+		return nil, rep, err
 	}
-	rep.Users, rep.Items, rep.Interactions = m.users, items, len(m.uItem)
 
 	// The most used items (ties by number) get dense indexes 0..n-1.
 	used := make([]int32, 0, items)

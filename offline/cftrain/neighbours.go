@@ -33,11 +33,10 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 	case MethodSequence:
 		return trainSequence(ctx, in, items, now, cfg)
 	}
-	m, err := buildMatrix(ctx, in, -1, items, now, cfg.HalfLife, cfg.MaxUserItems)
+	m, rep, err := startTable(ctx, in, items, now, cfg.HalfLife, cfg.MaxUserItems)
 	if err != nil {
-		return nil, rep, fmt.Errorf("train neighbours: %w", err)
+		return nil, rep, err
 	}
-	rep.Users, rep.Items, rep.Interactions = m.users, items, len(m.uItem)
 
 	// n(i)^Alpha and n(j)^(1-Alpha), once per item rather than per pair.
 	nA, nB := make([]float64, items), make([]float64, items)
@@ -50,59 +49,95 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 		nA[i], nB[i] = math.Pow(n, cfg.Alpha), math.Pow(n, 1-cfg.Alpha)
 	}
 
-	workers := workerCount(cfg.Workers)
-	type state struct {
-		acc     []float64
-		touched []int32
-		heap    []nb
+	rows, np, err := itemRows(ctx, items, workerCount(cfg.Workers), cfg.TopN, func(st *rowState, i int) int64 {
+		var np int64
+		us, uws := m.itemRow(i)
+		for k, u := range us {
+			wi := float64(uws[k])
+			js, jws := m.userRow(int(u))
+			np += int64(len(js) - 1)
+			for q, j := range js {
+				if int(j) != i {
+					st.add(j, wi*float64(jws[q]))
+				}
+			}
+		}
+		return np
+	}, func(i int, j int32, c float64) float32 {
+		return float32(c / (nA[i] * nB[j]) * (c / (c + cfg.Shrink)))
+	})
+	return finishTable(rows, np, err, rep, start)
+}
+
+// rowState is one worker's memory for building rows: a dense
+// accumulator over the items, the entries it touched and a top-N heap.
+type rowState struct {
+	acc     []float64
+	touched []int32
+	heap    []nb
+}
+
+// add accumulates v > 0 for item j. Contributions are positive, so an
+// accumulator at 0 is untouched.
+func (st *rowState) add(j int32, v float64) {
+	if st.acc[j] == 0 {
+		st.touched = append(st.touched, j)
 	}
-	states := make([]*state, workers)
+	st.acc[j] += v
+}
+
+// itemRows builds every item's row in parallel: fill adds item i's
+// contributions to st and returns how many it added, sim turns an
+// accumulated c for (i, j) into the similarity, and each row keeps the
+// topN best. It returns the rows and the contributions counted.
+func itemRows(ctx context.Context, items, workers, topN int, fill func(st *rowState, i int) int64, sim func(i int, j int32, c float64) float32) ([][]nb, int64, error) {
+	states := make([]*rowState, workers)
 	rows := make([][]nb, items)
 	var pairs atomic.Int64
-	err = parallel(ctx, items, workers, 64, func(w, lo, hi int) {
+	err := parallel(ctx, items, workers, 64, func(w, lo, hi int) {
 		st := states[w]
 		if st == nil {
-			st = &state{acc: make([]float64, items)}
+			st = &rowState{acc: make([]float64, items)}
 			states[w] = st
 		}
 		var np int64
 		for i := lo; i < hi; i++ {
-			us, uws := m.itemRow(i)
-			acc, touched := st.acc, st.touched[:0]
-			for k, u := range us {
-				wi := float64(uws[k])
-				js, jws := m.userRow(int(u))
-				np += int64(len(js) - 1)
-				for q, j := range js {
-					if int(j) == i {
-						continue
-					}
-					// Weights are positive float32s, so a product in
-					// float64 is never 0: 0 means untouched.
-					if acc[j] == 0 {
-						touched = append(touched, j)
-					}
-					acc[j] += wi * float64(jws[q])
-				}
-			}
+			st.touched = st.touched[:0]
+			np += fill(st, i)
 			h := st.heap[:0]
-			for _, j := range touched {
-				c := acc[j]
-				acc[j] = 0
-				s := float32(c / (nA[i] * nB[j]) * (c / (c + cfg.Shrink)))
-				h = pushTop(h, nb{j, s}, cfg.TopN)
+			for _, j := range st.touched {
+				c := st.acc[j]
+				st.acc[j] = 0
+				h = pushTop(h, nb{j, sim(i, j, c)}, topN)
 			}
 			rows[i] = sortedRow(h)
-			st.touched, st.heap = touched[:0], h[:0]
+			st.heap = h[:0]
 		}
 		pairs.Add(np)
 	})
+	return rows, pairs.Load(), err
+}
+
+// startTable builds the matrix a table is trained from and the report's
+// counts.
+func startTable(ctx context.Context, in []Interaction, items int, now time.Time, halfLife time.Duration, maxUser int) (*matrix, Report, error) {
+	var rep Report
+	m, err := buildMatrix(ctx, in, -1, items, now, halfLife, maxUser)
 	if err != nil {
 		return nil, rep, fmt.Errorf("train neighbours: %w", err)
 	}
-	rep.Pairs = pairs.Load()
+	rep.Users, rep.Items, rep.Interactions = m.users, items, len(m.uItem)
+	return m, rep, nil
+}
 
-	n, err := assemble(items, rows)
+// finishTable assembles the rows itemRows built (pairs contributions,
+// err its error) into the table and completes rep.
+func finishTable(rows [][]nb, pairs int64, err error, rep Report, start time.Time) (*cf.Neighbours, Report, error) {
+	if err != nil {
+		return nil, rep, fmt.Errorf("train neighbours: %w", err)
+	}
+	rep.Pairs = pairs
+	n, err := assemble(rep.Items, rows)
 	if err != nil {
 		return nil, rep, fmt.Errorf("train neighbours: %w", err)
 	}

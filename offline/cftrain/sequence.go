@@ -3,10 +3,8 @@ package cftrain
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"math"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/recsys-dev/recsys/index/cf"
@@ -23,12 +21,10 @@ import (
 // since the held-out ratings continue the user's latest ones.
 func trainSequence(ctx context.Context, in []Interaction, items int, now time.Time, cfg NeighboursConfig) (*cf.Neighbours, Report, error) {
 	start := time.Now()
-	var rep Report
-	m, err := buildMatrix(ctx, in, -1, items, now, cfg.HalfLife, cfg.MaxUserItems)
+	m, rep, err := startTable(ctx, in, items, now, cfg.HalfLife, cfg.MaxUserItems)
 	if err != nil {
-		return nil, rep, fmt.Errorf("train neighbours: %w", err)
+		return nil, rep, err
 	}
-	rep.Users, rep.Items, rep.Interactions = m.users, items, len(m.uItem)
 
 	// seq holds each user's row in time order (ties by item), as indexes
 	// into the matrix's user rows; pos is every entry's place in it.
@@ -72,67 +68,27 @@ func trainSequence(ctx context.Context, in []Interaction, items int, now time.Ti
 		nA[i], nB[i] = math.Pow(n, cfg.Alpha), math.Pow(n, 1-cfg.Alpha)
 	}
 
-	workers := workerCount(cfg.Workers)
-	type state struct {
-		acc     []float64
-		touched []int32
-		heap    []nb
-	}
-	states := make([]*state, workers)
-	rows := make([][]nb, items)
-	var pairs atomic.Int64
-	err = parallel(ctx, items, workers, 64, func(w, lo, hi int) {
-		st := states[w]
-		if st == nil {
-			st = &state{acc: make([]float64, items)}
-			states[w] = st
-		}
+	rows, np, err := itemRows(ctx, items, workerCount(cfg.Workers), cfg.TopN, func(st *rowState, i int) int64 {
 		var np int64
-		for i := lo; i < hi; i++ {
-			acc, touched := st.acc, st.touched[:0]
-			add := func(e int, f float64) {
-				j := m.uItem[e]
-				if int(j) == i {
-					return
-				}
-				// Weights are positive, so a touched accumulator is never 0.
-				if acc[j] == 0 {
-					touched = append(touched, j)
-				}
-				acc[j] += f * float64(m.uW[e])
+		add := func(e int, f float64) {
+			if j := m.uItem[e]; int(j) != i {
+				st.add(j, f*float64(m.uW[e]))
 				np++
 			}
-			for k := occStart[i]; k < occStart[i+1]; k++ {
-				u, p := int(occUser[k]), int(occPos[k])
-				row := seq[m.uStart[u]:m.uStart[u+1]]
-				for d := 1; d <= cfg.Window; d++ {
-					if p+d < len(row) {
-						add(row[p+d], 1)
-					}
-					if cfg.Back > 0 && p-d >= 0 {
-						add(row[p-d], cfg.Back)
-					}
+		}
+		for k := occStart[i]; k < occStart[i+1]; k++ {
+			u, p := int(occUser[k]), int(occPos[k])
+			row := seq[m.uStart[u]:m.uStart[u+1]]
+			for d := 1; d <= cfg.Window; d++ {
+				if p+d < len(row) {
+					add(row[p+d], 1)
+				}
+				if cfg.Back > 0 && p-d >= 0 {
+					add(row[p-d], cfg.Back)
 				}
 			}
-			h := st.heap[:0]
-			for _, j := range touched {
-				s := float32(acc[j] / (nA[i] * nB[j]))
-				acc[j] = 0
-				h = pushTop(h, nb{j, s}, cfg.TopN)
-			}
-			rows[i] = sortedRow(h)
-			st.touched, st.heap = touched[:0], h[:0]
 		}
-		pairs.Add(np)
-	})
-	if err != nil {
-		return nil, rep, fmt.Errorf("train neighbours: %w", err)
-	}
-	rep.Pairs = pairs.Load()
-	n, err := assemble(items, rows)
-	if err != nil {
-		return nil, rep, fmt.Errorf("train neighbours: %w", err)
-	}
-	rep.Seconds = time.Since(start).Seconds()
-	return n, rep, nil
+		return np
+	}, func(i int, j int32, c float64) float32 { return float32(c / (nA[i] * nB[j])) })
+	return finishTable(rows, np, err, rep, start)
 }
