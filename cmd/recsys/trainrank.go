@@ -68,10 +68,10 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	crossFit := fs.Int("cross-fit", 0, "with --judgments and --beir: answer the training queries in this many parts, each with an "+
 		"embedding model trained (as train embed --beir does) without that part's queries, so dense scores look as they will on new queries")
 	cfg, err := parseWithConfig(fs, path, args)
-	rc.LinearFeatures = splitList(*linFeatures)
 	if err != nil {
 		return err
 	}
+	rc.LinearFeatures = splitList(*linFeatures)
 	if *judgments == "" && (ef.dir != "" || ef.model != "" || ef.ranker != "" || ef.folds.fold != 0 || ef.retrieval != "" || ef.keep != "") {
 		return errors.New("train rank: --beir, --model, --ranker, --keep, --retrieval and --fold go with --judgments")
 	}

@@ -38,16 +38,7 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 		return nil, rep, err
 	}
 
-	// n(i)^Alpha and n(j)^(1-Alpha), once per item rather than per pair.
-	nA, nB := make([]float64, items), make([]float64, items)
-	for i := range items {
-		_, ws := m.itemRow(i)
-		var n float64
-		for _, w := range ws {
-			n += float64(w)
-		}
-		nA[i], nB[i] = math.Pow(n, cfg.Alpha), math.Pow(n, 1-cfg.Alpha)
-	}
+	nA, nB := popularity(m, cfg.Alpha)
 
 	rows, np, err := itemRows(ctx, items, workerCount(cfg.Workers), cfg.TopN, func(st *rowState, i int) int64 {
 		var np int64
@@ -67,6 +58,22 @@ func TrainNeighbours(ctx context.Context, in []Interaction, items int, now time.
 		return float32(c / (nA[i] * nB[j]) * (c / (c + cfg.Shrink)))
 	})
 	return finishTable(rows, np, err, rep, start)
+}
+
+// popularity is n(i)^alpha and n(i)^(1-alpha) for every item, n the sum
+// of its weights: the discounts of sim(i, j), once per item rather than
+// per pair.
+func popularity(m *matrix, alpha float64) (nA, nB []float64) {
+	nA, nB = make([]float64, m.items), make([]float64, m.items)
+	for i := range m.items {
+		_, ws := m.itemRow(i)
+		var n float64
+		for _, w := range ws {
+			n += float64(w)
+		}
+		nA[i], nB[i] = math.Pow(n, alpha), math.Pow(n, 1-alpha)
+	}
+	return nA, nB
 }
 
 // rowState is one worker's memory for building rows: a dense

@@ -3,7 +3,6 @@ package cftrain
 import (
 	"cmp"
 	"context"
-	"math"
 	"slices"
 	"time"
 
@@ -43,30 +42,15 @@ func trainSequence(ctx context.Context, in []Interaction, items int, now time.Ti
 			pos[e] = int32(k)
 		}
 	}
-	// Each item's occurrences: (user, place) pairs, by a counting sort
-	// over the user rows.
-	occStart := make([]int, items+1)
-	for _, i := range m.uItem {
-		occStart[i+1]++
+	// Each item's places, aligned with its matrix row of users: the
+	// item rows were filled visiting the user rows in this order.
+	iPos := make([]int32, len(m.iUser))
+	next := slices.Clone(m.iStart[:items])
+	for e, i := range m.uItem {
+		iPos[next[i]] = pos[e]
+		next[i]++
 	}
-	for i := range items {
-		occStart[i+1] += occStart[i]
-	}
-	occUser, occPos := make([]int32, len(m.uItem)), make([]int32, len(m.uItem))
-	next := slices.Clone(occStart[:items])
-	nA, nB := make([]float64, items), make([]float64, items)
-	for u := range m.users {
-		for e := m.uStart[u]; e < m.uStart[u+1]; e++ {
-			i := m.uItem[e]
-			occUser[next[i]], occPos[next[i]] = int32(u), pos[e]
-			next[i]++
-			nA[i] += float64(m.uW[e])
-		}
-	}
-	for i := range items {
-		n := nA[i]
-		nA[i], nB[i] = math.Pow(n, cfg.Alpha), math.Pow(n, 1-cfg.Alpha)
-	}
+	nA, nB := popularity(m, cfg.Alpha)
 
 	rows, np, err := itemRows(ctx, items, workerCount(cfg.Workers), cfg.TopN, func(st *rowState, i int) int64 {
 		var np int64
@@ -76,8 +60,8 @@ func trainSequence(ctx context.Context, in []Interaction, items int, now time.Ti
 				np++
 			}
 		}
-		for k := occStart[i]; k < occStart[i+1]; k++ {
-			u, p := int(occUser[k]), int(occPos[k])
+		for k := m.iStart[i]; k < m.iStart[i+1]; k++ {
+			u, p := int(m.iUser[k]), int(iPos[k])
 			row := seq[m.uStart[u]:m.uStart[u+1]]
 			for d := 1; d <= cfg.Window; d++ {
 				if p+d < len(row) {

@@ -281,34 +281,44 @@ func fitModel(ctx context.Context, o Options, rec *Record, train, test *rank.Dat
 			rep.Trees, rep.Rounds, time.Since(start).Seconds(), k, rep.TrainNDCG, rep.ValidNDCG, ndcg)
 	}
 	if learner == LearnerLinear || learner == LearnerBoth {
-		lstart := time.Now()
-		w, rep, err := rank.TrainLinear(ctx, train, k, linearPasses, o.Config.LinearFeatures)
-		if errors.Is(err, rank.ErrConstantFeatures) && learner == LearnerBoth {
-			rec.Metrics.LinearSkipped = err.Error()
-			o.progress("no linear model: %v; the trees face the gate", err)
-			rec.Metrics.TrainSeconds = time.Since(start).Seconds()
-			return model, nil
-		}
+		lin, ndcg, err := fitLinear(ctx, o, rec, train, test)
 		if err != nil {
 			return nil, err
 		}
-		lin, err := rank.BuildLinearModel(o.Features, w, 0)
-		if err != nil {
-			return nil, err
-		}
-		ndcg, err := scoreNDCG(ctx, lin, o.Features, test, k)
-		if err != nil {
-			return nil, fmt.Errorf("score new linear model: %w", err)
-		}
-		rec.Metrics.LinearTestNDCG, rec.Metrics.LinearTrainNDCG, rec.Metrics.LinearPasses = ndcg, rep.TrainNDCG, rep.Passes
-		o.progress("fitted a linear model by coordinate ascent in %d passes (%.1fs): train NDCG@%d %.4f (best single feature %.4f), test %.4f; weights %s",
-			rep.Passes, time.Since(lstart).Seconds(), k, rep.TrainNDCG, rep.StartNDCG, ndcg, nonZero(o.Features, w))
-		if ndcg > rec.Metrics.TestNDCG {
+		if lin != nil && ndcg > rec.Metrics.TestNDCG {
 			model, rec.Metrics.TestNDCG, rec.Metrics.Learner = lin, ndcg, LearnerLinear
 		}
 	}
 	rec.Metrics.TrainSeconds = time.Since(start).Seconds()
 	return model, nil
+}
+
+// fitLinear fits the linear model and returns it with its test NDCG; nil
+// when, beside the trees, no feature it may weigh varies (recorded in rec).
+func fitLinear(ctx context.Context, o Options, rec *Record, train, test *rank.Dataset) ([]byte, float64, error) {
+	k := o.Config.Model.NDCGAt
+	start := time.Now()
+	w, rep, err := rank.TrainLinear(ctx, train, k, linearPasses, o.Config.LinearFeatures)
+	if errors.Is(err, rank.ErrConstantFeatures) && o.Config.Learner == LearnerBoth {
+		rec.Metrics.LinearSkipped = err.Error()
+		o.progress("no linear model: %v; the trees face the gate", err)
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	lin, err := rank.BuildLinearModel(o.Features, w, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	ndcg, err := scoreNDCG(ctx, lin, o.Features, test, k)
+	if err != nil {
+		return nil, 0, fmt.Errorf("score new linear model: %w", err)
+	}
+	rec.Metrics.LinearTestNDCG, rec.Metrics.LinearTrainNDCG, rec.Metrics.LinearPasses = ndcg, rep.TrainNDCG, rep.Passes
+	o.progress("fitted a linear model by coordinate ascent in %d passes (%.1fs): train NDCG@%d %.4f (best single feature %.4f), test %.4f; weights %s",
+		rep.Passes, time.Since(start).Seconds(), k, rep.TrainNDCG, rep.StartNDCG, ndcg, nonZero(o.Features, w))
+	return lin, ndcg, nil
 }
 
 // nonZero lists the non-zero weights as name=value.
