@@ -122,24 +122,31 @@ func (e *Exact) Search(q []float32, k int, filter Filter) []Hit {
 	}
 	h := make(minHeap, 0, min(k, e.n))
 	negInf := float32(math.Inf(-1))
-	for i := range e.n {
-		s := vek32.Dot(q, e.vecs[i*e.dim:(i+1)*e.dim])
-		if s != s { // NaN (from a NaN query) would break the ordering
-			s = negInf
+	var block [scanBlock]float32
+	for base := 0; base < e.n; base += scanBlock {
+		scores := block[:min(scanBlock, e.n-base)]
+		dotRows(q, e.vecs[base*e.dim:], scores)
+		for j, s := range scores {
+			if s != s { // NaN (from a NaN query) would break the ordering
+				s = negInf
+			}
+			// Ids arrive in ascending order, so an equal score never beats
+			// the current worst: ties keep the lower id, as the ordering
+			// promises.
+			if len(h) == k && !(s > h[0].Score) {
+				continue
+			}
+			if i := int32(base + j); filter == nil || filter(i) {
+				h.offer(Hit{ID: i, Score: s}, k)
+			}
 		}
-		// Ids arrive in ascending order, so an equal score never beats the
-		// current worst: ties keep the lower id, as the ordering promises.
-		if len(h) == k && !(s > h[0].Score) {
-			continue
-		}
-		if filter != nil && !filter(int32(i)) {
-			continue
-		}
-		h.offer(Hit{ID: int32(i), Score: s}, k)
 	}
 	slices.SortFunc(h, compareHits)
 	return h
 }
+
+// scanBlock is how many rows the exact scan scores per kernel call.
+const scanBlock = 256
 
 // compareHits orders by score descending, then id ascending.
 func compareHits(a, b Hit) int {
