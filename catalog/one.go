@@ -20,7 +20,9 @@ func ParseItem(b []byte) (Item, error) {
 		c.add(1, "", "", "empty")
 		return Item{}, c.err()
 	}
-	it, ok := decodeJSONLine(c, 1, b)
+	l := jsonLine{line: 1, raw: b}
+	decodeJSON(&l)
+	it, ok := checkJSONLine(c, &l)
 	if err := c.err(); err != nil || !ok {
 		return Item{}, err
 	}

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -90,10 +92,37 @@ type jsonItem struct {
 // buffered, so a binary file passed by mistake cannot exhaust memory.
 const MaxLineBytes = 16 << 20
 
+// jsonBatch is how many lines are read before their JSON is decoded in
+// parallel; their checks then run in line order.
+const jsonBatch = 2048
+
+// jsonLine is one non-blank line of a batch and what decoding it gave.
+type jsonLine struct {
+	line    int
+	raw     []byte
+	tooLong bool
+	ji      jsonItem
+	err     error
+}
+
 func readJSONL(r io.Reader) ([]Item, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	c := newChecker()
 	var items []Item
+	batch := make([]jsonLine, 0, jsonBatch)
+	flush := func() {
+		decodeBatch(batch)
+		for i := range batch {
+			l := &batch[i]
+			if l.tooLong {
+				c.add(l.line, "", "", fmt.Sprintf("longer than %d bytes", MaxLineBytes))
+			} else if it, ok := checkJSONLine(c, l); ok {
+				items = append(items, it)
+			}
+			*l = jsonLine{} // the raw bytes are garbage now
+		}
+		batch = batch[:0]
+	}
 	for line := 1; ; line++ {
 		raw, tooLong, readErr := readLine(br)
 		if readErr != nil && !errors.Is(readErr, io.EOF) {
@@ -102,17 +131,17 @@ func readJSONL(r io.Reader) ([]Item, error) {
 		if line == 1 {
 			raw = bytes.TrimPrefix(raw, utf8BOM)
 		}
-		if tooLong {
-			c.add(line, "", "", fmt.Sprintf("longer than %d bytes", MaxLineBytes))
-		} else if b := bytes.TrimSpace(raw); len(b) > 0 {
-			if it, ok := decodeJSONLine(c, line, b); ok {
-				items = append(items, it)
+		if b := bytes.TrimSpace(raw); tooLong || len(b) > 0 {
+			batch = append(batch, jsonLine{line: line, raw: b, tooLong: tooLong})
+			if len(batch) == jsonBatch {
+				flush()
 			}
 		}
 		if readErr != nil {
 			break
 		}
 	}
+	flush()
 	if err := c.err(); err != nil {
 		return nil, err
 	}
@@ -120,6 +149,43 @@ func readJSONL(r io.Reader) ([]Item, error) {
 		return nil, ErrEmpty
 	}
 	return items, nil
+}
+
+// decodeBatch decodes the batch's lines on every core: the strict JSON
+// decode is most of a catalog read (15 of 20 s of loading a 1M-item
+// bundle before it ran in parallel).
+func decodeBatch(batch []jsonLine) {
+	workers := min(runtime.GOMAXPROCS(0), (len(batch)+127)/128)
+	if workers <= 1 {
+		for i := range batch {
+			decodeJSON(&batch[i])
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(batch) + workers - 1) / workers
+	for lo := 0; lo < len(batch); lo += per {
+		part := batch[lo:min(lo+per, len(batch))]
+		wg.Go(func() {
+			for i := range part {
+				decodeJSON(&part[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// decodeJSON strictly decodes one line into l.ji, or sets l.err.
+func decodeJSON(l *jsonLine) {
+	if l.tooLong {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(l.raw))
+	dec.DisallowUnknownFields()
+	l.err = dec.Decode(&l.ji)
+	if l.err == nil && dec.More() {
+		l.err = errors.New("data after the object")
+	}
 }
 
 // readLine returns the next line without its newline. A line longer than
@@ -142,16 +208,11 @@ func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
 	}
 }
 
-// decodeJSONLine decodes and checks one non-blank line. ok is false when the
-// line could not be decoded at all (its problem is recorded).
-func decodeJSONLine(c *checker, line int, b []byte) (Item, bool) {
-	var ji jsonItem
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&ji)
-	if err == nil && dec.More() {
-		err = errors.New("data after the object")
-	}
+// checkJSONLine turns one decoded line into an item and checks it, in line
+// order. ok is false when the line could not be decoded at all (its
+// problem is recorded).
+func checkJSONLine(c *checker, l *jsonLine) (Item, bool) {
+	line, b, ji, err := l.line, l.raw, &l.ji, l.err
 	if err != nil {
 		field := ""
 		var te *json.UnmarshalTypeError
