@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/recsys-dev/recsys/index/cf"
+	"github.com/recsys-dev/recsys/internal/permsort"
 	"github.com/recsys-dev/recsys/internal/realtime"
 	"github.com/recsys-dev/recsys/rules"
 )
@@ -45,6 +46,7 @@ type scratch struct {
 	ids, fetchIDs []string
 	counts        []realtime.Stats
 	miss          []int
+	sorter        permsort.Buffers[candidate]
 }
 
 var scratches = sync.Pool{New: func() any { return &scratch{pos: map[int32]int{}} }}

@@ -5,16 +5,24 @@ import "github.com/recsys-dev/recsys/catalog"
 // columns hold the item attributes a request's structured filters test,
 // one array per attribute indexed by item number, so filtering inside the
 // graph walk reads a few bytes per item rather than its catalog record.
-// Categories and brands are numbered per generation.
+// Categories, brands and tags are numbered per generation; an item's tag
+// numbers are tagCodes[tagOff[i]:tagOff[i+1]], in its order.
 type columns struct {
-	category, brand  []int32
-	price            []float64
-	catIDs, brandIDs map[string]int32
+	category, brand          []int32
+	price                    []float64
+	catIDs, brandIDs, tagIDs map[string]int32
+	tagOff, tagCodes         []int32
 }
 
 func newColumns(items []catalog.Item) *columns {
 	c := &columns{category: make([]int32, len(items)), brand: make([]int32, len(items)), price: make([]float64, len(items)),
-		catIDs: map[string]int32{}, brandIDs: map[string]int32{}}
+		catIDs: map[string]int32{}, brandIDs: map[string]int32{}, tagIDs: map[string]int32{},
+		tagOff: make([]int32, len(items)+1)}
+	n := 0
+	for i := range items {
+		n += len(items[i].Tags)
+	}
+	c.tagCodes = make([]int32, 0, n)
 	number := func(ids map[string]int32, s string) int32 {
 		id, ok := ids[s]
 		if !ok {
@@ -27,9 +35,16 @@ func newColumns(items []catalog.Item) *columns {
 		c.category[i] = number(c.catIDs, items[i].Category)
 		c.brand[i] = number(c.brandIDs, items[i].Brand)
 		c.price[i] = items[i].Price
+		for _, t := range items[i].Tags {
+			c.tagCodes = append(c.tagCodes, number(c.tagIDs, t))
+		}
+		c.tagOff[i+1] = int32(len(c.tagCodes))
 	}
 	return c
 }
+
+// tags are bundle item id's tag numbers.
+func (c *columns) tags(id int32) []int32 { return c.tagCodes[c.tagOff[id]:c.tagOff[id+1]] }
 
 // columnFilter is a request's Filters resolved against the columns: the
 // allowed category and brand numbers as sets (nil: any), and the price

@@ -540,24 +540,6 @@ func (e *Engine) features(ctx context.Context, g *Generation, hits []candidate, 
 	return x, degraded
 }
 
-// fillUser writes the user features of every candidate from the user's
-// history (item ids, most recent first).
-func fillUser(g *Generation, in stageInput, hits []candidate, x []float32, history []string) {
-	f := g.layout.Len()
-	cats, brands, tags := make([]string, len(history)), make([]string, len(history)), make([][]string, len(history))
-	for i, id := range history {
-		if j, ok := in.v.lookup(id); ok {
-			it := in.v.item(j)
-			cats[i], brands[i], tags[i] = it.Category, it.Brand, it.Tags
-		}
-	}
-	p := rank.NewUserProfile(cats, brands, tags)
-	for i, h := range hits {
-		it := in.v.item(h.id)
-		g.layout.FillUser(x[i*f:(i+1)*f], p, it.Category, it.Brand, it.Tags)
-	}
-}
-
 func (e *Engine) score(ctx context.Context, g *Generation, x []float32, n int) ([]float32, error) {
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RankTimeout)
 	defer cancel()

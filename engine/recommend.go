@@ -280,7 +280,7 @@ func (e *Engine) recommendCandidates(g *Generation, in stageInput, keep index.Fi
 	}
 	scaleToBest(cands, func(c *candidate) *float32 { return &c.ret.CoocScore })
 	scaleToBest(cands, func(c *candidate) *float32 { return &c.ret.ALSScore })
-	slices.SortFunc(cands, func(a, b candidate) int {
+	sc.sorter.Sort(cands, func(a, b *candidate) int {
 		if c := cmp.Compare(b.rrf, a.rrf); c != 0 {
 			return c
 		}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/viterin/vek/vek32"
@@ -229,7 +228,7 @@ func (e *Engine) retrieveText(g *Generation, in stageInput, keep index.Filter, s
 	e.fuse(cands, in.mode, lex, dense)
 	// A total order (seq last), so the unstable sort is deterministic and
 	// ties keep the order the sources found them in.
-	slices.SortFunc(cands, func(a, b candidate) int {
+	sc.sorter.Sort(cands, func(a, b *candidate) int {
 		if a.exactID != b.exactID {
 			if a.exactID {
 				return -1

@@ -604,17 +604,28 @@ func (l Layout) FillCounters(dst []float32, impressions, clicks float64) {
 // FillUser writes the user features of one candidate from the user's
 // profile.
 func (l Layout) FillUser(dst []float32, p *UserProfile, category, brand string, tags []string) {
-	set(dst, l.catPos, p.Categories[category])
-	set(dst, l.brandPos, p.Brands[brand])
-	set(dst, l.histPos, math.Log1p(float64(p.Actions)))
+	t := 0.0
 	if l.tagPos >= 0 {
-		t := 0.0
 		for _, tag := range tags {
 			t += p.Tags[tag]
 		}
-		set(dst, l.tagPos, min(t, 1))
 	}
+	l.SetUser(dst, p.Categories[category], p.Brands[brand], t, p.Actions)
 }
+
+// SetUser writes one candidate's user features from what FillUser reads
+// in the profile: its category's and brand's weights, the sum of its
+// tags' weights, and the profile's number of actions.
+func (l Layout) SetUser(dst []float32, category, brand, tags float64, actions int) {
+	set(dst, l.catPos, category)
+	set(dst, l.brandPos, brand)
+	set(dst, l.histPos, math.Log1p(float64(actions)))
+	set(dst, l.tagPos, min(tags, 1))
+}
+
+// WantsTags reports whether the layout has the tag-affinity feature (a
+// caller may skip summing tag weights otherwise).
+func (l Layout) WantsTags() bool { return l.tagPos >= 0 }
 
 func set(dst []float32, pos int, v float64) {
 	if pos >= 0 {

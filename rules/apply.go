@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/recsys-dev/recsys/catalog"
+	"github.com/recsys-dev/recsys/internal/permsort"
 	"github.com/viterin/vek/vek32"
 )
 
@@ -114,6 +116,9 @@ func (s *Set) Pins(env *Env) []string {
 // vectors.
 func (s *Set) HasDiversity() bool { return s != nil && s.diversity != nil }
 
+// sorters are Apply's buffers for ordering the candidates.
+var sorters = sync.Pool{New: func() any { return new(permsort.Buffers[Candidate]) }}
+
 // Apply orders cands by score and applies the business rules in stages:
 // boost and bury change scores (a Factor scales the distance above the
 // lowest candidate's score, so it works whatever the ranker's scale);
@@ -125,13 +130,15 @@ func (s *Set) HasDiversity() bool { return s != nil && s.diversity != nil }
 // goes first. env is moved from item to item; its item is overwritten.
 // cands is reordered in place and Outcome.Ranked aliases it.
 func (s *Set) Apply(cands []Candidate, env *Env, k int) Outcome {
-	byScore := func(a, b Candidate) int {
+	sorter := sorters.Get().(*permsort.Buffers[Candidate])
+	defer sorters.Put(sorter)
+	byScore := func(a, b *Candidate) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Ref, b.Ref)
 	}
-	slices.SortFunc(cands, byScore)
+	sorter.Sort(cands, byScore)
 	for i := range cands {
 		cands[i].Base, cands[i].BasePos = cands[i].Score, i
 		cands[i].Effects, cands[i].Explore, cands[i].Pinned = nil, false, false
@@ -145,7 +152,7 @@ func (s *Set) Apply(cands []Candidate, env *Env, k int) Outcome {
 	a := applier{s: s, m: m, env: env}
 
 	if len(s.scores) > 0 && a.score(cands) {
-		slices.SortFunc(cands, byScore)
+		sorter.Sort(cands, byScore)
 		for i := range cands {
 			for j := range cands[i].Effects {
 				cands[i].Effects[j].PosAfter = i
