@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,8 +34,11 @@ type loadResult struct {
 	p50, p90, p99, max        time.Duration
 	cpuPerReq, allocsPerReq   float64 // from the server's /metrics
 	bytesPerReq, serverSecond float64
-	stages                    map[string]float64 // mean seconds per "<surface>/<stage>"
-	lat                       []time.Duration    // answered requests' latencies, sorted
+	// steal is the host's steal share of CPU time over the run (-1:
+	// unknown); the client runs on the server's host in the usual setup.
+	steal  float64
+	stages map[string]float64 // mean seconds per "<surface>/<stage>"
+	lat    []time.Duration    // answered requests' latencies, sorted
 }
 
 // runBenchServe drives a running server at a fixed rate, open loop: each
@@ -108,6 +112,9 @@ func runBenchServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		if len(parts) > 0 {
 			fmt.Fprintf(stdout, "%8s mean ms per stage: %s\n", "", strings.Join(parts, ", "))
+		}
+		if res.steal >= 0 {
+			fmt.Fprintf(stdout, "%8s host steal %.1f%% of CPU time (a hypervisor's other guests: the figures above are noisier the higher it is)\n", "", 100*res.steal)
 		}
 	}
 	if *compare != "" {
@@ -317,23 +324,69 @@ func summarize(res *loadResult, samples []sample) {
 
 // pairSummary sums up A B pairs: the median of the pairs' p99 differences
 // and the p99 of all B requests together minus that of all A requests (one
-// noisy pair moves the first less; the second weighs every request alike).
+// noisy pair moves the first less; the second weighs every request alike),
+// then the median of the pairs' differences in the server's CPU time per
+// request, which a busy host moves least, and the host's steal share over
+// the A and over the B runs, which says how busy it was.
 func pairSummary(as, bs []loadResult) string {
-	d := make([]float64, len(as))
+	d, cpu := make([]float64, len(as)), make([]float64, len(as))
 	var a, b []time.Duration
+	var stealA, stealB float64
 	for i := range as {
 		d[i] = ms(bs[i].p99) - ms(as[i].p99)
+		cpu[i] = 1000 * (bs[i].cpuPerReq - as[i].cpuPerReq)
 		a, b = append(a, as[i].lat...), append(b, bs[i].lat...)
-	}
-	slices.Sort(d)
-	med := d[len(d)/2]
-	if len(d)%2 == 0 {
-		med = (d[len(d)/2-1] + d[len(d)/2]) / 2
+		stealA, stealB = stealA+as[i].steal/float64(len(as)), stealB+bs[i].steal/float64(len(bs))
 	}
 	slices.Sort(a)
 	slices.Sort(b)
-	return fmt.Sprintf("median of the pairs' p99 differences %+.2f ms; all B requests' p99 %.2f ms minus all A requests' %.2f ms: %+.2f ms",
-		med, ms(percentile(b, 0.99)), ms(percentile(a, 0.99)), ms(percentile(b, 0.99))-ms(percentile(a, 0.99)))
+	out := fmt.Sprintf("median of the pairs' p99 differences %+.2f ms; all B requests' p99 %.2f ms minus all A requests' %.2f ms: %+.2f ms; "+
+		"server CPU per request, median of the pairs' differences %+.3f ms",
+		median(d), ms(percentile(b, 0.99)), ms(percentile(a, 0.99)), ms(percentile(b, 0.99))-ms(percentile(a, 0.99)), median(cpu))
+	if stealA >= 0 && stealB >= 0 {
+		out += fmt.Sprintf("; host steal %.1f%% (A) and %.1f%% (B) of CPU time", 100*stealA, 100*stealB)
+	}
+	return out
+}
+
+// median of xs (sorted in place).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
+// hostCPU reads the host's CPU time counters from /proc/stat: the steal
+// (time a hypervisor gave the virtual CPUs to others) and the total; ok is
+// false where there is no such file.
+func hostCPU() (steal, total float64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	return cpuLine(string(b))
+}
+
+// cpuLine reads the steal and total of /proc/stat's first line.
+func cpuLine(stat string) (steal, total float64, ok bool) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total, true
 }
 
 // loadRun sends rate requests per second for d and collects latencies and
@@ -344,16 +397,21 @@ func loadRun(ctx context.Context, client *http.Client, base, target string, body
 		return loadResult{}, err
 	}
 	start := time.Now()
+	steal0, total0, known0 := hostCPU()
 	samples, late, err := drive(ctx, client, target, body, []phase{{rate, d}}, inflight)
 	if err != nil {
 		return loadResult{}, err
 	}
 	elapsed := time.Since(start)
+	steal1, total1, known1 := hostCPU()
 	after, err := scrape(ctx, client, base)
 	if err != nil {
 		return loadResult{}, err
 	}
-	res := loadResult{rate: rate, late: late}
+	res := loadResult{rate: rate, late: late, steal: -1}
+	if known0 && known1 && total1 > total0 {
+		res.steal = (steal1 - steal0) / (total1 - total0)
+	}
 	summarize(&res, samples)
 	reqs := float64(max(res.sent, 1))
 	delta := func(name string) float64 { return after[name] - before[name] }

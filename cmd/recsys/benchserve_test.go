@@ -106,7 +106,8 @@ func TestBenchServe(t *testing.T) {
 }
 
 // TestPairSummary checks the pairs' summary: the median of the per-pair
-// p99 differences (even and odd counts) and the pooled p99s.
+// p99 differences (even and odd counts), the pooled p99s, the median CPU
+// difference and the mean steal shares.
 func TestPairSummary(t *testing.T) {
 	run := func(ms ...int) loadResult {
 		var r loadResult
@@ -114,18 +115,37 @@ func TestPairSummary(t *testing.T) {
 			r.lat = append(r.lat, time.Duration(m)*time.Millisecond)
 		}
 		r.p99 = percentile(r.lat, 0.99)
+		r.cpuPerReq = float64(ms[0]) / 1000 / 4 // a quarter of its latency
+		r.steal = 0.01 * float64(ms[0])
 		return r
 	}
 	// Pair p99s: A 1, 2, 3; B 2, 6, 3: differences +1, +4, 0 (median +1).
 	as := []loadResult{run(1), run(2), run(3)}
 	bs := []loadResult{run(2), run(6), run(3)}
 	got := pairSummary(as, bs)
-	want := "median of the pairs' p99 differences +1.00 ms; all B requests' p99 6.00 ms minus all A requests' 3.00 ms: +3.00 ms"
+	// CPU per request: A 0.25, 0.5, 0.75; B 0.5, 1.5, 0.75: +0.25, +1, 0.
+	// Steal: A 1%, 2%, 3% (mean 2%); B 2%, 6%, 3% (mean 3.7%).
+	want := "median of the pairs' p99 differences +1.00 ms; all B requests' p99 6.00 ms minus all A requests' 3.00 ms: +3.00 ms; " +
+		"server CPU per request, median of the pairs' differences +0.250 ms; host steal 2.0% (A) and 3.7% (B) of CPU time"
 	if got != want {
 		t.Errorf("three pairs:\n got %s\nwant %s", got, want)
 	}
 	got = pairSummary(as[:2], bs[:2]) // +1 and +4: median +2.5
 	if !strings.HasPrefix(got, "median of the pairs' p99 differences +2.50 ms;") {
 		t.Errorf("two pairs: %s", got)
+	}
+}
+
+// TestCPULine reads the steal (the eighth number) and the total of
+// /proc/stat's first line, and refuses other lines.
+func TestCPULine(t *testing.T) {
+	steal, total, ok := cpuLine("cpu  805689 250 170872 2748489 37913 0 13443 42534 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+	if !ok || steal != 42534 || total != 805689+250+170872+2748489+37913+13443+42534 {
+		t.Errorf("cpuLine = %v, %v, %v", steal, total, ok)
+	}
+	for _, bad := range []string{"", "intr 1 2 3 4 5 6 7 8 9", "cpu 1 2 3", "cpu 1 2 3 4 5 6 7 x 9"} {
+		if _, _, ok := cpuLine(bad); ok {
+			t.Errorf("cpuLine(%q) accepted", bad)
+		}
 	}
 }
