@@ -47,6 +47,7 @@ type scratch struct {
 	counts        []realtime.Stats
 	miss          []int
 	sorter        permsort.Buffers[candidate]
+	als           []float32 // every item's factor score (recommendCandidates)
 }
 
 var scratches = sync.Pool{New: func() any { return &scratch{pos: map[int32]int{}} }}

@@ -174,7 +174,8 @@ func (e *Engine) recommendCandidates(g *Generation, in stageInput, keep index.Fi
 	q := rc.Quotas
 	on := func(bit uint8) bool { return (in.sources == 0 || in.sources&bit != 0) && q.of(bit) > 0 }
 	var lists [5][]index.Hit
-	var x []float32 // the folded-in user vector
+	var x []float32      // the folded-in user vector
+	var alsAll []float32 // its score of every item, when the factors are scanned
 	if on(srcContent) && in.vec != nil {
 		lists[0] = in.v.searchDense(in.vec, max(q.Content, in.k), keep)
 	}
@@ -192,7 +193,16 @@ func (e *Engine) recommendCandidates(g *Generation, in stageInput, keep index.Fi
 		if !g.als.FoldIn(in.hist, in.histW, x) {
 			x = nil
 		}
-		if x != nil && on(srcALS) {
+		if x != nil && g.alsExact {
+			// An exact scan scores every item anyway: score the factors
+			// themselves once, and read the candidates' scores from them.
+			alsAll = grow(sc.als, g.als.Len())[:g.als.Len()]
+			sc.als = alsAll
+			g.als.ScoreAll(x, alsAll)
+			if on(srcALS) {
+				lists[2] = index.TopK(alsAll, q.ALS, keep)
+			}
+		} else if x != nil && on(srcALS) {
 			mq := make([]float32, g.als.Dim()+1)
 			g.als.MIPSQuery(x, mq)
 			hits := g.alsIndex.Search(mq, q.ALS, keep)
@@ -270,7 +280,11 @@ func (e *Engine) recommendCandidates(g *Generation, in stageInput, keep index.Fi
 			c.ret.DenseScore = vek32.Dot(in.vec, in.v.vector(c.id))
 		}
 		if x != nil && c.srcs&srcALS == 0 && int(c.id) < g.als.Len() {
-			c.ret.ALSScore = g.als.Score(x, c.id)
+			if alsAll != nil {
+				c.ret.ALSScore = alsAll[c.id]
+			} else {
+				c.ret.ALSScore = g.als.Score(x, c.id)
+			}
 		}
 		if coocRan && c.srcs&srcCooc == 0 {
 			c.ret.CoocScore = sc.cf.Value(c.id)
@@ -353,6 +367,10 @@ type collab struct {
 	cooc     *cf.Neighbours
 	als      *cf.Factors
 	alsIndex Index
+	// alsExact says alsIndex is an exact scan, which recommendCandidates
+	// does over the factors themselves (the same order, without the
+	// augmented dimension and the re-scoring).
+	alsExact bool
 }
 
 // openSources orders the popular and fresh sources and loads the
@@ -408,6 +426,7 @@ func (g *Generation) openSources(dir string) error {
 			return fmt.Errorf("sources: factor index holds %d x %d, want %d x %d", ix.Len(), ix.Dim(), len(g.items), g.als.Dim()+1)
 		}
 		g.alsIndex = ix
+		_, g.alsExact = ix.(*index.Exact)
 	}
 	return nil
 }

@@ -121,28 +121,51 @@ func (e *Exact) Search(q []float32, k int, filter Filter) []Hit {
 		return nil
 	}
 	h := make(minHeap, 0, min(k, e.n))
-	negInf := float32(math.Inf(-1))
 	var block [scanBlock]float32
 	for base := 0; base < e.n; base += scanBlock {
 		scores := block[:min(scanBlock, e.n-base)]
 		dotRows(q, e.vecs[base*e.dim:], scores)
-		for j, s := range scores {
-			if s != s { // NaN (from a NaN query) would break the ordering
-				s = negInf
-			}
-			// Ids arrive in ascending order, so an equal score never beats
-			// the current worst: ties keep the lower id, as the ordering
-			// promises.
-			if len(h) == k && !(s > h[0].Score) {
-				continue
-			}
-			if i := int32(base + j); filter == nil || filter(i) {
-				h.offer(Hit{ID: i, Score: s}, k)
-			}
-		}
+		h.offerAll(scores, base, k, filter)
 	}
 	slices.SortFunc(h, compareHits)
 	return h
+}
+
+// TopK is the k best items that pass filter when item i scores scores[i],
+// best first, ties to the lower id: Exact.Search's answer for scores
+// computed elsewhere (a caller that needs every item's score anyway).
+func TopK(scores []float32, k int, filter Filter) []Hit {
+	if k <= 0 {
+		return nil
+	}
+	h := make(minHeap, 0, min(k, len(scores)))
+	h.offerAll(scores, 0, k, filter)
+	slices.SortFunc(h, compareHits)
+	return h
+}
+
+// DotRows sets out[i] to vek32.Dot(q, rows[i*len(q):(i+1)*len(q)]) for
+// every row, bit for bit, faster than a call per row (see dotRows).
+func DotRows(q, rows, out []float32) { dotRows(q, rows, out) }
+
+// offerAll offers items base, base+1, ... scored scores, keeping the best
+// k that pass filter (which runs only for an item good enough to enter).
+func (h *minHeap) offerAll(scores []float32, base, k int, filter Filter) {
+	negInf := float32(math.Inf(-1))
+	for j, s := range scores {
+		if s != s { // NaN (from a NaN query) would break the ordering
+			s = negInf
+		}
+		// Ids arrive in ascending order, so an equal score never beats
+		// the current worst: ties keep the lower id, as the ordering
+		// promises.
+		if len(*h) == k && !(s > (*h)[0].Score) {
+			continue
+		}
+		if i := int32(base + j); filter == nil || filter(i) {
+			h.offer(Hit{ID: i, Score: s}, k)
+		}
+	}
 }
 
 // scanBlock is how many rows the exact scan scores per kernel call.

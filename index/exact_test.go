@@ -299,3 +299,27 @@ func BenchmarkExact_Search(b *testing.B) {
 		}
 	}
 }
+
+// TestTopK_MatchesSearch: TopK over the rows' dot products answers what
+// Exact.Search does, with and without a filter, with ties and a NaN score.
+func TestTopK_MatchesSearch(t *testing.T) {
+	const n, dim = 3000, 16
+	vecs := randomUnit(7, n, dim)
+	copy(vecs[5*dim:6*dim], vecs[9*dim:10*dim]) // a tie: items 5 and 9
+	e := mustExact(t, dim, vecs)
+	q := randomUnit(8, 1, dim)
+	scores := make([]float32, n)
+	DotRows(q, vecs, scores)
+	odd := func(i int32) bool { return i%2 == 1 }
+	for _, k := range []int{0, 1, 10, 100, n + 5} {
+		for _, f := range []Filter{nil, odd} {
+			if got, want := TopK(scores, k, f), e.Search(q, k, f); !slices.Equal(got, want) {
+				t.Fatalf("k %d, filter %v: TopK %v, Search %v", k, f != nil, got, want)
+			}
+		}
+	}
+	scores[0] = float32(math.NaN())
+	if got := TopK(scores, n, nil); got[len(got)-1].ID != 0 {
+		t.Fatalf("a NaN score ranks %v, want last", got[len(got)-1])
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/recsys-dev/recsys/index"
 	"github.com/viterin/vek/vek32"
 )
 
@@ -340,6 +341,16 @@ func solve(l []float64, dim int, b []float64) {
 // range).
 func (f *Factors) Score(x []float32, item int32) float32 {
 	return dot(x, f.Item(item))
+}
+
+// ScoreAll sets out[i] to Score(x, i) for every item, bit for bit; out
+// must hold Len() values and x Dim().
+func (f *Factors) ScoreAll(x, out []float32) {
+	if f.dim == 0 {
+		clear(out[:f.items])
+		return
+	}
+	index.DotRows(x[:f.dim], f.y, out[:f.items])
 }
 
 // dot is the SIMD dot product (vek32's AVX2 kernel where the CPU has

@@ -297,3 +297,22 @@ func BenchmarkFactors_FoldIn(b *testing.B) {
 		})
 	}
 }
+
+// TestFactors_ScoreAll: every item's score equals Score's, bit for bit.
+func TestFactors_ScoreAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, dim := range []int{1, 7, 32, 33} {
+		f := randomFactors(t, rng, 700, dim, 1, 1)
+		x := make([]float32, dim)
+		for d := range x {
+			x[d] = float32(rng.NormFloat64())
+		}
+		out := make([]float32, f.Len())
+		f.ScoreAll(x, out)
+		for i, s := range out {
+			if want := f.Score(x, int32(i)); s != want {
+				t.Fatalf("dim %d item %d: ScoreAll %v, Score %v", dim, i, s, want)
+			}
+		}
+	}
+}
