@@ -21,10 +21,18 @@ func fillUser(g *Generation, in stageInput, hits []candidate, x []float32, histo
 		}
 	}
 	p := rank.NewUserProfile(cats, brands, tags)
+	if p.Actions == 0 {
+		// No history the view knows: every weight is zero, so is every
+		// candidate's user features.
+		for i := range hits {
+			g.layout.SetUser(x[i*f:(i+1)*f], 0, 0, 0, 0)
+		}
+		return
+	}
 	cols := in.v.columns()
 	w := weighUser(p, cols, in.v)
 	defer w.put()
-	wantTags := g.layout.WantsTags()
+	wantTags := g.layout.WantsTags() && len(p.Tags) > 0 // else every sum is zero
 	for i, h := range hits {
 		dst := x[i*f : (i+1)*f]
 		if e := in.v.entry(h.id); e != nil {

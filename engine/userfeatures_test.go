@@ -52,11 +52,21 @@ func testFillUser(t *testing.T) {
 			for i := range history {
 				history[i] = all[rng.IntN(len(all))]
 			}
-			if trial == 0 {
+			switch trial {
+			case 0:
 				history = append(history, "not-an-item")
+			case 1:
+				history = nil // no history: every user feature zero
+			case 2:
+				history = []string{"not-an-item", "gone"}
 			}
 			f := g.layout.Len()
+			// Both start from the same garbage, so a feature left unwritten
+			// shows.
 			got := make([]float32, len(hits)*f)
+			for i := range got {
+				got[i] = -7
+			}
 			fillUser(g, stageInput{v: v}, hits, got, history)
 			cats, brands, tg := make([]string, len(history)), make([]string, len(history)), make([][]string, len(history))
 			for i, id := range history {
@@ -67,6 +77,9 @@ func testFillUser(t *testing.T) {
 			}
 			p := rank.NewUserProfile(cats, brands, tg)
 			want := make([]float32, len(hits)*f)
+			for i := range want {
+				want[i] = -7
+			}
 			for i, h := range hits {
 				it := v.item(h.id)
 				g.layout.FillUser(want[i*f:(i+1)*f], p, it.Category, it.Brand, it.Tags)

@@ -30,18 +30,35 @@ type BrokerConfig struct {
 	// Without it an acknowledged event survives a process crash (it is in
 	// the page cache) and a clean Close, but not a machine crash.
 	SyncWrites bool `yaml:"sync_writes"`
+	// Partitions is the partition count of a topic created without one
+	// (kafka.partitions 0). Zero means 1: one machine runs one consumer of
+	// each group, so more partitions buy no parallelism, only a batch, a
+	// log write and a fetch cursor each per produce and fetch. kfake's own
+	// default is 10.
+	Partitions int `yaml:"partitions"`
+}
+
+// partitions is the default partition count the broker is started with.
+func (c BrokerConfig) partitions() int {
+	if c.Partitions == 0 {
+		return 1
+	}
+	return c.Partitions
 }
 
 // Validate reports every invalid key, naming it.
 func (c BrokerConfig) Validate() error {
+	var errs []error
+	if c.Partitions < 0 {
+		errs = append(errs, errors.New("partitions: must be >= 0"))
+	}
 	if c.Addr == "" {
-		return nil
+		return errors.Join(errs...)
 	}
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
-		return fmt.Errorf("addr: must be 127.0.0.1:port: %w", err)
+		return errors.Join(append(errs, fmt.Errorf("addr: must be 127.0.0.1:port: %w", err))...)
 	}
-	var errs []error
 	if host != "127.0.0.1" {
 		errs = append(errs, fmt.Errorf("addr: host must be 127.0.0.1, got %q: the embedded broker has no authentication", host))
 	}
@@ -84,6 +101,7 @@ func StartBroker(cfg BrokerConfig, logger *slog.Logger) (*Broker, error) {
 		// and kfake always listens on 127.0.0.1.
 		kfake.Ports(port),
 		kfake.ClusterID("recsys-embedded"),
+		kfake.DefaultNumPartitions(cfg.partitions()),
 		kfake.WithLogger(kfakeLogger{logger.With("component", "kafka-broker")}),
 	}
 	unlock := func() error { return nil }

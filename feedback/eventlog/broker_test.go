@@ -3,11 +3,13 @@ package eventlog
 import (
 	"context"
 	"errors"
-	"github.com/recsys-dev/recsys/internal/eventtest"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recsys-dev/recsys/internal/eventtest"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 func TestStartBroker_RestartKeepsEvents(t *testing.T) {
@@ -134,5 +136,40 @@ func TestBroker_Close(t *testing.T) {
 	if err == nil {
 		conn.Close()
 		t.Fatal("broker still accepts connections after Close")
+	}
+}
+
+// A topic created without a partition count gets the broker's default:
+// one unless embedded.kafka.partitions says otherwise (kfake's own is 10).
+func TestStartBroker_DefaultPartitions(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  BrokerConfig
+		want int
+	}{
+		{BrokerConfig{Addr: "127.0.0.1:0"}, 1},
+		{BrokerConfig{Addr: "127.0.0.1:0", Partitions: 4}, 4},
+	} {
+		b, err := StartBroker(tt.cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewProducer(Config{Brokers: b.Addrs(), Topic: "parts.events"}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := p.EnsureTopic(ctx); err != nil {
+			t.Fatal(err)
+		}
+		td, err := kadm.NewClient(p.cl).ListTopics(ctx, "parts.events")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(td["parts.events"].Partitions); got != tt.want {
+			t.Errorf("partitions %d with embedded partitions %d, want %d", got, tt.cfg.Partitions, tt.want)
+		}
+		p.Close()
+		_ = b.Close()
 	}
 }

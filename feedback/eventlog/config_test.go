@@ -73,6 +73,7 @@ func TestBrokerConfig_Validate(t *testing.T) {
 		{"empty host", BrokerConfig{Addr: ":9092"}, "addr: host must be 127.0.0.1"},
 		{"no port", BrokerConfig{Addr: "127.0.0.1"}, "addr: must be 127.0.0.1:port"},
 		{"bad port", BrokerConfig{Addr: "127.0.0.1:99999"}, "addr: port must be"},
+		{"negative partitions", BrokerConfig{Partitions: -1}, "partitions: must be >= 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
