@@ -161,6 +161,10 @@ func (l *Log) Replay(ctx context.Context, from, to int64, bad func(offset int64,
 	return err
 }
 
+// followWait is how long the broker may hold Follow's fetch while the topic
+// has nothing new.
+const followWait = 2 * time.Second
+
 // Follow reads the topic from offset from until ctx ends or fn fails,
 // calling fn with each fetched batch of changes and the offset after it.
 // A fetch error is retried (the client backs off); an undecodable record
@@ -169,7 +173,10 @@ func (l *Log) Follow(ctx context.Context, from int64, bad func(offset int64, err
 	cl, err := l.cfg.NewClient(
 		kgo.ClientID(l.cfg.ClientID),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.topic: {partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchMaxWait(100*time.Millisecond),
+		// The broker answers a fetch as soon as a change arrives; the wait
+		// only bounds how often an idle reader asks again (at 100 ms the
+		// two idle consumers were most of an idle server's CPU).
+		kgo.FetchMaxWait(followWait),
 		kgo.WithLogger(eventlog.KafkaLogger(l.log.With("component", "kafka-items-reader"))),
 	)
 	if err != nil {
