@@ -21,13 +21,20 @@ import (
 // outside CI and fail in CI, where it is always beside the clone.
 func sciFact(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs("../../../shared/data/beir-scifact")
+	return sharedData(t, "beir-scifact", filepath.Join("qrels", "train.tsv"))
+}
+
+// sharedData is the evaluation folder name in ../shared/data beside the
+// clone, checked to hold file; the test skips without it, except in CI.
+func sharedData(t *testing.T, name, file string) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("../../../shared/data", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "qrels", "train.tsv")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
 		if os.Getenv("CI") == "" {
-			t.Skipf("SciFact not beside the clone: %v", err)
+			t.Skipf("%s not beside the clone: %v", name, err)
 		}
 		t.Fatal(err)
 	}
