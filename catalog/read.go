@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Format names a catalog file format.
@@ -108,19 +111,26 @@ type jsonLine struct {
 func readJSONL(r io.Reader) ([]Item, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	c := newChecker()
-	var items []Item
+	// Each batch's items go to a slice of their own, joined once at the
+	// end: growing one slice of a million items by appending copied it
+	// over and over (a fifth of a 1M-item bundle's load).
+	var parts [][]Item
+	n := 0
 	batch := make([]jsonLine, 0, jsonBatch)
 	flush := func() {
 		decodeBatch(batch)
+		part := make([]Item, 0, len(batch))
 		for i := range batch {
 			l := &batch[i]
 			if l.tooLong {
 				c.add(l.line, "", "", fmt.Sprintf("longer than %d bytes", MaxLineBytes))
 			} else if it, ok := checkJSONLine(c, l); ok {
-				items = append(items, it)
+				part = append(part, it)
 			}
 			*l = jsonLine{} // the raw bytes are garbage now
 		}
+		parts = append(parts, part)
+		n += len(part)
 		batch = batch[:0]
 	}
 	for line := 1; ; line++ {
@@ -145,8 +155,13 @@ func readJSONL(r io.Reader) ([]Item, error) {
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	if len(items) == 0 {
+	if n == 0 {
 		return nil, ErrEmpty
+	}
+	items := make([]Item, 0, n)
+	for i, part := range parts {
+		items = append(items, part...)
+		parts[i] = nil
 	}
 	return items, nil
 }
@@ -175,17 +190,44 @@ func decodeBatch(batch []jsonLine) {
 	wg.Wait()
 }
 
-// decodeJSON strictly decodes one line into l.ji, or sets l.err.
+// decodeJSON strictly decodes one line into l.ji, or sets l.err. A line
+// of valid UTF-8 is decoded by goccy/go-json first (unknown fields refused
+// there too), several times faster than encoding/json's strict decoder;
+// a line it refuses, or one with invalid UTF-8 (which encoding/json
+// replaces by U+FFFD), is decoded by encoding/json, whose error the
+// problem reports. TestDecodeJSON_FastMatchesStrict holds the two to the
+// same items and the same verdicts.
 func decodeJSON(l *jsonLine) {
 	if l.tooLong {
 		return
 	}
-	dec := json.NewDecoder(bytes.NewReader(l.raw))
-	dec.DisallowUnknownFields()
-	l.err = dec.Decode(&l.ji)
-	if l.err == nil && dec.More() {
-		l.err = errors.New("data after the object")
+	if utf8.Valid(l.raw) && decodeFast(l.raw, &l.ji) {
+		return
 	}
+	l.ji = jsonItem{}
+	l.err = decodeStrict(l.raw, &l.ji)
+}
+
+// decodeFast reports whether goccy/go-json decoded b into ji as one
+// object with known fields only.
+func decodeFast(b []byte, ji *jsonItem) bool {
+	dec := gojson.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(ji) == nil && !dec.More()
+}
+
+// decodeStrict decodes b into ji with encoding/json, refusing unknown
+// fields and anything after the object.
+func decodeStrict(b []byte, ji *jsonItem) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(ji); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the object")
+	}
+	return nil
 }
 
 // readLine returns the next line without its newline. A line longer than

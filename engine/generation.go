@@ -183,7 +183,10 @@ func OpenGeneration(dir string, opts LoadOptions) (g *Generation, err error) {
 		if g.lexical.Len() != m.Items {
 			return nil, fmt.Errorf("load bundle %s: lexical index holds %d items, manifest says %d", m.Version, g.lexical.Len(), m.Items)
 		}
-		if opts.Lexical != nil {
+		// The snapshot was tuned to its build's parameters as it loaded;
+		// tuning a million items' postings again to the same ones would
+		// only cost a second.
+		if opts.Lexical != nil && *opts.Lexical != g.lexical.Params() {
 			if err := g.lexical.Tune(*opts.Lexical); err != nil {
 				return nil, fmt.Errorf("load bundle %s: index.lexical: %w", m.Version, err)
 			}

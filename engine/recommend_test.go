@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recsys-dev/recsys/bundle"
 	"github.com/recsys-dev/recsys/index"
@@ -252,5 +255,54 @@ func TestRecommend_FactorScan(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// ordered sorts by its keys, largest first, ties in item-number order:
+// exactly what a stable sort of the numbers by the same comparison gives,
+// over keys with many ties, NaN and times that differ only in
+// nanoseconds or lie far from 1970.
+func TestOrdered_MatchesStableSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const n = 5000
+	first, second := make([]float64, n), make([]float64, n)
+	times := make([]time.Time, n)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		first[i], second[i] = float64(rng.IntN(4)), float64(rng.IntN(3))
+		if rng.IntN(50) == 0 {
+			first[i] = math.NaN()
+		}
+		switch rng.IntN(4) {
+		case 0:
+			times[i] = base.Add(time.Duration(rng.IntN(3)))
+		case 1:
+			times[i] = base.AddDate(-rng.IntN(400), 0, 0)
+		default:
+			times[i] = base.Add(time.Duration(rng.IntN(1000)) * time.Hour)
+		}
+	}
+	stable := func(compare func(a, b int32) int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(i)
+		}
+		slices.SortStableFunc(out, compare)
+		return out
+	}
+	gotPop := ordered(n, func(i int32) (float64, float64) { return first[i], second[i] })
+	wantPop := stable(func(a, b int32) int {
+		if c := cmp.Compare(first[b], first[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(second[b], second[a])
+	})
+	if !slices.Equal(gotPop, wantPop) {
+		t.Fatalf("two float keys: ordered differs from the stable sort")
+	}
+	gotNew := ordered(n, func(i int32) (int64, int64) { return times[i].Unix(), int64(times[i].Nanosecond()) })
+	wantNew := stable(func(a, b int32) int { return times[b].Compare(times[a]) })
+	if !slices.Equal(gotNew, wantNew) {
+		t.Fatalf("times: ordered differs from the stable sort")
 	}
 }
