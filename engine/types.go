@@ -98,7 +98,7 @@ type Hit struct {
 // rows that reached each node weigh its branches); for a linear model
 // weight times value, relative to all-zero features.
 type Contributions struct {
-	Method string    `json:"method,omitempty"` // treeshap or linear
+	Method string    `json:"method,omitempty"` // treeshap, linear or linear+treeshap (trees boosted from a linear model)
 	Base   float32   `json:"base"`
 	Values []float32 `json:"values,omitempty"`
 	// Unavailable says why a model explains nothing.

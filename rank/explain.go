@@ -18,17 +18,16 @@ const MetaExplain = "recsys.explain"
 const (
 	ExplainTreeSHAP = "treeshap"
 	ExplainLinear   = "linear"
+	// ExplainLinearTreeSHAP is a tree ensemble boosted from a linear model:
+	// weight times value for the linear part plus TreeSHAP for the trees.
+	ExplainLinearTreeSHAP = "linear+treeshap"
 )
 
-// explainModel is the JSON under MetaExplain: exactly one of the fields.
+// explainModel is the JSON under MetaExplain: a linear model, trees, or
+// both (trees boosted from the linear model; the score is their sum).
 type explainModel struct {
-	Linear *linearModel `json:"linear,omitempty"`
-	Trees  []Tree       `json:"trees,omitempty"`
-}
-
-type linearModel struct {
-	Weights []float32 `json:"weights"`
-	Bias    float32   `json:"bias"`
+	Linear *Linear `json:"linear,omitempty"`
+	Trees  []Tree  `json:"trees,omitempty"`
 }
 
 // Explainer splits a model's score into per-feature contributions.
@@ -51,34 +50,28 @@ func parseExplainer(raw string, nf int) (Explainer, error) {
 	if err := json.Unmarshal([]byte(raw), &m); err != nil {
 		return nil, fmt.Errorf("metadata %q: %w", MetaExplain, err)
 	}
-	switch {
-	case m.Linear != nil && m.Trees == nil:
-		if len(m.Linear.Weights) != nf {
-			return nil, fmt.Errorf("metadata %q: %d weights for %d features", MetaExplain, len(m.Linear.Weights), nf)
-		}
-		return (*linearExplainer)(m.Linear), nil
-	case m.Trees != nil && m.Linear == nil:
-		for i, t := range m.Trees {
-			if err := checkTree(t, int32(nf)); err != nil {
-				return nil, fmt.Errorf("metadata %q: tree %d: %w", MetaExplain, i, err)
-			}
-		}
-		return newTreeExplainer(&Ensemble{Trees: m.Trees}, nf), nil
+	if m.Linear == nil && m.Trees == nil {
+		return nil, fmt.Errorf("metadata %q: want linear, trees or both", MetaExplain)
 	}
-	return nil, fmt.Errorf("metadata %q: want exactly one of linear and trees", MetaExplain)
+	if m.Linear != nil && len(m.Linear.Weights) != nf {
+		return nil, fmt.Errorf("metadata %q: %d weights for %d features", MetaExplain, len(m.Linear.Weights), nf)
+	}
+	for i, t := range m.Trees {
+		if err := checkTree(t, int32(nf)); err != nil {
+			return nil, fmt.Errorf("metadata %q: tree %d: %w", MetaExplain, i, err)
+		}
+	}
+	if m.Trees == nil {
+		return (*linearExplainer)(m.Linear), nil
+	}
+	return newTreeExplainer(&Ensemble{Base: m.Linear, Trees: m.Trees}, nf), nil
 }
 
-type linearExplainer linearModel
+type linearExplainer Linear
 
 func (l *linearExplainer) Method() string { return ExplainLinear }
 
-func (l *linearExplainer) Score(row []float32) float32 {
-	s := l.Bias
-	for i, w := range l.Weights {
-		s += w * row[i]
-	}
-	return s
-}
+func (l *linearExplainer) Score(row []float32) float32 { return (*Linear)(l).Score(row) }
 
 // Explain is weight times value; the base is the bias (the score of an
 // all-zero row).
@@ -110,7 +103,13 @@ func newTreeExplainer(e *Ensemble, nf int) *treeExplainer {
 	return x
 }
 
-func (x *treeExplainer) Method() string              { return ExplainTreeSHAP }
+func (x *treeExplainer) Method() string {
+	if x.e.Base != nil {
+		return ExplainLinearTreeSHAP
+	}
+	return ExplainTreeSHAP
+}
+
 func (x *treeExplainer) Score(row []float32) float32 { return x.e.Score(row) }
 
 // expected is the cover-weighted mean leaf value below node j.
@@ -141,11 +140,20 @@ func (x *treeExplainer) Explain(row []float32) (float32, []float32) {
 		t := &x.e.Trees[i]
 		treeSHAP(t, row, phi, 0, nil, 1, 1, -1)
 	}
+	base := x.base
+	if l := x.e.Base; l != nil {
+		// The linear part: weight times value over the bias, as a linear
+		// model alone is explained.
+		base += float64(l.Bias)
+		for i, w := range l.Weights {
+			phi[i] += float64(w) * float64(row[i])
+		}
+	}
 	out := make([]float32, x.nf)
 	for i, v := range phi {
 		out[i] = float32(v)
 	}
-	return float32(x.base), out
+	return float32(base), out
 }
 
 // coverRatio is the share of node j's training rows that reached child c

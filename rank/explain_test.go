@@ -109,7 +109,17 @@ func TestTreeSHAP_MatchesBruteForce(t *testing.T) {
 // ONNX scores (contributions sum to them within 1e-4) with covers from
 // training; the linear model's contributions are weight times value.
 func TestScorer_Explain(t *testing.T) {
-	ens := trainedEnsemble(t)
+	t.Run("trees", func(t *testing.T) { testExplain(t, trainedEnsemble(t), ExplainTreeSHAP) })
+	t.Run("boosted from a linear model", func(t *testing.T) { testExplain(t, boostedEnsemble(t), ExplainLinearTreeSHAP) })
+
+	lin := openLinear(t, []string{"a", "b"}, []float32{2, -0.5}, 0.25)
+	method, base, phi, err := lin.Explain([]float32{3, 4})
+	if err != nil || method != ExplainLinear || base != 0.25 || phi[0] != 6 || phi[1] != -2 {
+		t.Fatalf("linear Explain = %q %v %v %v", method, base, phi, err)
+	}
+}
+
+func testExplain(t *testing.T, ens *Ensemble, wantMethod string) {
 	if ens.Trees[0].Nodes[0].Cover == 0 {
 		t.Fatal("training kept no covers")
 	}
@@ -130,22 +140,16 @@ func TestScorer_Explain(t *testing.T) {
 	}
 	for i, score := range scores {
 		method, base, phi, err := s.Explain(rows[i*nf : (i+1)*nf])
-		if err != nil || method != ExplainTreeSHAP {
-			t.Fatalf("Explain: %q, %v", method, err)
+		if err != nil || method != wantMethod {
+			t.Fatalf("Explain: %q, %v; want %q", method, err, wantMethod)
 		}
 		sum := float64(base)
 		for _, v := range phi {
 			sum += float64(v)
 		}
-		if math.Abs(sum-float64(score)) > 1e-4 {
+		if math.Abs(sum-float64(score)) > 1e-4*max(1, math.Abs(float64(score))) {
 			t.Fatalf("row %d: contributions sum to %v, ONNX scored %v", i, sum, score)
 		}
-	}
-
-	lin := openLinear(t, []string{"a", "b"}, []float32{2, -0.5}, 0.25)
-	method, base, phi, err := lin.Explain([]float32{3, 4})
-	if err != nil || method != ExplainLinear || base != 0.25 || phi[0] != 6 || phi[1] != -2 {
-		t.Fatalf("linear Explain = %q %v %v %v", method, base, phi, err)
 	}
 }
 
@@ -172,7 +176,25 @@ func TestCheckExplainer_RefusesAMismatch(t *testing.T) {
 	if err := checkExplainer(x, rows, scores, nf); err == nil || !strings.Contains(err.Error(), "ONNX graph") {
 		t.Fatalf("checkExplainer = %v, want the probe mismatch", err)
 	}
-	if _, err := parseExplainer(`{"linear":{"weights":[1],"bias":0},"trees":[]}`, 1); err == nil {
-		t.Fatal("both forms accepted")
+	if _, err := parseExplainer(`{}`, 1); err == nil || !strings.Contains(err.Error(), "want linear, trees or both") {
+		t.Fatalf("a model of neither form: %v", err)
+	}
+
+	// A boosted model's trees without its linear base score otherwise.
+	b := boostedEnsemble(t)
+	bs, err := openTrees(t, b, b.Features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	rows = probeRows(newTreeExplainer(b, nf), nf)
+	if scores, err = bs.Score(context.Background(), rows, len(rows)/nf); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkExplainer(newTreeExplainer(b, nf), rows, scores, nf); err != nil {
+		t.Fatalf("the boosted model's own form refused: %v", err)
+	}
+	if err := checkExplainer(newTreeExplainer(&Ensemble{Trees: b.Trees}, nf), rows, scores, nf); err == nil {
+		t.Fatal("the trees without their base accepted")
 	}
 }

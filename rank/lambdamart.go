@@ -151,12 +151,32 @@ func (d *Dataset) Subset(groups []int) *Dataset {
 }
 
 // Ensemble is a trained tree ranker: the score of a row is the sum of one
-// leaf value per tree. Every split sends x <= Threshold left, the
-// BRANCH_LEQ rule of ONNX's TreeEnsembleRegressor, so the exported model
-// scores exactly as Score does.
+// leaf value per tree, plus Base's score when it is set. Every split sends
+// x <= Threshold left, the BRANCH_LEQ rule of ONNX's TreeEnsembleRegressor,
+// so the exported model scores as Score does.
 type Ensemble struct {
 	Features []string
-	Trees    []Tree
+	// Base is the linear model the trees correct, nil for none: boosting
+	// starts from its scores (an initial score, as LightGBM's init_score),
+	// so a model of a few trees is that ranker with a few corrections, not
+	// a few coarse steps.
+	Base  *Linear
+	Trees []Tree
+}
+
+// Linear is a linear model: score = row · Weights + Bias.
+type Linear struct {
+	Weights []float32 `json:"weights"`
+	Bias    float32   `json:"bias"`
+}
+
+// Score sums in float32, feature by feature.
+func (l *Linear) Score(row []float32) float32 {
+	s := l.Bias
+	for i, w := range l.Weights {
+		s += w * row[i]
+	}
+	return s
 }
 
 // Tree is one regression tree; Nodes[0] is the root.
@@ -195,6 +215,9 @@ func (t *Tree) leaf(row []float32) int32 {
 // float32, tree by tree, as ONNX Runtime does.
 func (e *Ensemble) Score(row []float32) float32 {
 	var s float32
+	if e.Base != nil {
+		s = e.Base.Score(row)
+	}
 	for i := range e.Trees {
 		t := &e.Trees[i]
 		s += t.Nodes[t.leaf(row)].Value
@@ -229,9 +252,25 @@ type TrainReport struct {
 // would make, and each tree is a Newton step on them. The same cfg.Seed on
 // the same data gives the same model, whatever cfg.Workers is.
 func TrainLambdaMART(ctx context.Context, cfg LambdaMARTConfig, d *Dataset) (*Ensemble, TrainReport, error) {
+	return TrainLambdaMARTFrom(ctx, cfg, d, nil)
+}
+
+// TrainLambdaMARTFrom is TrainLambdaMART boosting from base's scores (nil:
+// from 0); the ensemble carries base.
+//
+// Why start from a ranker: the logged rows are the items a ranker showed,
+// and the model will reorder every retrieved candidate, most of them never
+// shown. A model of a few trees learns coarse steps that order the shown
+// items well (so the held-out NDCG cannot tell it from a finer one) and
+// can put a poor candidate from deep in retrieval above every match; from
+// base's scores, what the rows do not teach keeps base's order.
+func TrainLambdaMARTFrom(ctx context.Context, cfg LambdaMARTConfig, d *Dataset, base *Linear) (*Ensemble, TrainReport, error) {
 	var rep TrainReport
 	if err := cfg.Validate(); err != nil {
 		return nil, rep, fmt.Errorf("train lambdamart: %w", err)
+	}
+	if base != nil && len(base.Weights) != len(d.Features) {
+		return nil, rep, fmt.Errorf("train lambdamart: base model has %d weights for %d features", len(base.Weights), len(d.Features))
 	}
 	if err := d.Validate(); err != nil {
 		return nil, rep, fmt.Errorf("train lambdamart: %w", err)
@@ -251,13 +290,20 @@ func TrainLambdaMART(ctx context.Context, cfg LambdaMARTConfig, d *Dataset) (*En
 	b := newBinned(train, cfg.Bins)
 	lam := newLambdas(train, cfg.NDCGAt)
 	grower := newGrower(cfg, b)
-	scores := make([]float32, train.Rows())
+	ens := &Ensemble{Features: slices.Clone(d.Features)}
+	if base != nil {
+		ens.Base = &Linear{Weights: slices.Clone(base.Weights), Bias: base.Bias}
+	}
+	scores := ens.ScoreRows(train.X, train.Rows())
 	var vscores []float32
 	if valid != nil {
-		vscores = make([]float32, valid.Rows())
+		vscores = ens.ScoreRows(valid.X, valid.Rows())
 	}
-	ens := &Ensemble{Features: slices.Clone(d.Features)}
 	best, bestRound := math.Inf(-1), -1
+	if base != nil && valid != nil {
+		// Base alone is round -1: no tree is kept unless one beats it.
+		best = WeightedNDCG(vscores, valid.Labels, valid.Weights, valid.Groups, cfg.NDCGAt)
+	}
 	f := len(d.Features)
 	for round := 0; round < cfg.Trees; round++ {
 		if err := ctx.Err(); err != nil {
@@ -284,7 +330,7 @@ func TrainLambdaMART(ctx context.Context, cfg LambdaMARTConfig, d *Dataset) (*En
 			break
 		}
 	}
-	if valid != nil && bestRound >= 0 {
+	if valid != nil && (bestRound >= 0 || base != nil) {
 		ens.Trees = ens.Trees[:bestRound+1]
 		rep.ValidNDCG = best
 	}

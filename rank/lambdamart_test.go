@@ -311,3 +311,94 @@ func TestBinEdges(t *testing.T) {
 		})
 	}
 }
+
+// graded is queries whose label is feature 0 itself (0, 1 or 2), with a
+// noise feature beside it: a base model weighing feature 0 ranks them
+// perfectly.
+func graded(seed uint64, queries, perQuery int) *Dataset {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	d := &Dataset{Features: []string{"grade", "noise"}}
+	for range queries {
+		for range perQuery {
+			g := float32(rng.IntN(3))
+			d.X = append(d.X, g, rng.Float32())
+			d.Labels = append(d.Labels, g)
+		}
+		d.Groups = append(d.Groups, perQuery)
+	}
+	return d
+}
+
+// TestTrainLambdaMARTFrom: boosting starts from the base model's scores
+// and the ensemble carries it.
+func TestTrainLambdaMARTFrom(t *testing.T) {
+	ctx := context.Background()
+	d := graded(1, 100, 20)
+	perfect := &Linear{Weights: []float32{100, 0}, Bias: 1}
+	t.Run("from a perfect base the lambdas vanish", func(t *testing.T) {
+		// Score gaps of 100 between grades leave every pair's lambda at
+		// about e^-100: the trees' leaves stay at 0. Boosting from 0 would
+		// fit the grades with leaves of the order of the learning rate.
+		cfg := DefaultLambdaMARTConfig()
+		cfg.Trees, cfg.ValidFraction = 5, 0
+		ens, _, err := TrainLambdaMARTFrom(ctx, cfg, d, perfect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ens.Trees) != 5 || ens.Base == nil || ens.Base == perfect {
+			t.Fatalf("%d trees, base %p (given %p): want 5 and a copy", len(ens.Trees), ens.Base, perfect)
+		}
+		for i, tr := range ens.Trees {
+			for _, n := range tr.Nodes {
+				if n.Feature < 0 && math.Abs(float64(n.Value)) > 1e-6 {
+					t.Fatalf("tree %d has a leaf of %v", i, n.Value)
+				}
+			}
+		}
+		from0, _, err := TrainLambdaMART(ctx, cfg, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := float32(0)
+		for _, n := range from0.Trees[0].Nodes {
+			top = max(top, n.Value)
+		}
+		if top < 0.01 {
+			t.Fatalf("from 0 the first tree's largest leaf is %v: the check above cannot tell the two apart", top)
+		}
+	})
+	t.Run("no tree kept unless one beats the base", func(t *testing.T) {
+		ens, rep, err := TrainLambdaMARTFrom(ctx, DefaultLambdaMARTConfig(), d, perfect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ens.Trees) != 0 || rep.Trees != 0 || rep.ValidNDCG != 1 {
+			t.Fatalf("kept %d trees (report %d), valid NDCG %v: want none and the base's 1", len(ens.Trees), rep.Trees, rep.ValidNDCG)
+		}
+		row := []float32{2, 0.5}
+		if got, want := ens.Score(row), perfect.Score(row); got != want {
+			t.Fatalf("score %v, the base's %v", got, want)
+		}
+	})
+	t.Run("corrects a weak base", func(t *testing.T) {
+		train, test := synthRanking(1, 300, 30), synthRanking(2, 200, 30)
+		weak := &Linear{Weights: []float32{0, 1, 0, 0}} // b alone
+		cfg := DefaultLambdaMARTConfig()
+		cfg.Trees = 120
+		ens, _, err := TrainLambdaMARTFrom(ctx, cfg, train, weak)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := NDCG(ens.ScoreRows(test.X, test.Rows()), test.Labels, test.Groups, 10)
+		base := NDCG(column(test, 1), test.Labels, test.Groups, 10)
+		if got <= base+0.02 {
+			t.Fatalf("boosted %.4f, the base alone %.4f", got, base)
+		}
+	})
+	t.Run("base of the wrong width", func(t *testing.T) {
+		_, _, err := TrainLambdaMARTFrom(ctx, DefaultLambdaMARTConfig(), d, &Linear{Weights: []float32{1}})
+		if err == nil || !strings.Contains(err.Error(), "base model has 1 weights for 2 features") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

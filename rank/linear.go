@@ -79,7 +79,7 @@ func BuildLinearModel(features []string, weights []float32, bias float32) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("build linear model: %w", err)
 	}
-	if meta[MetaExplain], err = explainMeta(explainModel{Linear: &linearModel{Weights: weights, Bias: bias}}); err != nil {
+	if meta[MetaExplain], err = explainMeta(explainModel{Linear: &Linear{Weights: weights, Bias: bias}}); err != nil {
 		return nil, fmt.Errorf("build linear model: %w", err)
 	}
 

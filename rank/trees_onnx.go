@@ -17,7 +17,8 @@ const KindTrees = "rank.trees.v1"
 // refuses it under a different feature list. Every split is BRANCH_LEQ with
 // the Go threshold as float32, and leaf values are summed (SUM, no base
 // value, no post transform), so ONNX Runtime computes what Ensemble.Score
-// does.
+// does. With e.Base, a Gemm scores the linear model and an Add sums the
+// two (Gemm's order of summation may differ from Go's in the last bits).
 func BuildTreeModel(e *Ensemble) ([]byte, error) {
 	if e == nil {
 		return nil, errors.New("build tree model: nil ensemble")
@@ -68,15 +69,32 @@ func BuildTreeModel(e *Ensemble) ([]byte, error) {
 		}
 	}
 
+	if b := e.Base; b != nil {
+		if len(b.Weights) != int(nf) {
+			return nil, fmt.Errorf("build tree model: base model has %d weights for %d features", len(b.Weights), nf)
+		}
+		for i, w := range append([]float32{b.Bias}, b.Weights...) {
+			if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+				return nil, fmt.Errorf("build tree model: base model value %d is %v", i, w)
+			}
+		}
+	}
+
 	// Every tree is checked by now (no NaN, no cycle).
-	if meta[MetaExplain], err = explainMeta(explainModel{Trees: trees}); err != nil {
+	if meta[MetaExplain], err = explainMeta(explainModel{Linear: e.Base, Trees: trees}); err != nil {
 		return nil, fmt.Errorf("build tree model: %w", err)
 	}
 	g := onnxpb.NewGraph("tree_ranker")
 	n := onnxpb.Dynamic("n")
 	g.Input(ScoreInput, onnxpb.Float, n, onnxpb.Fixed(int64(nf)))
 	g.Output(ScoreOutput, onnxpb.Float, n, onnxpb.Fixed(1))
-	g.DomainNode(onnxpb.MLDomain, "TreeEnsembleRegressor", []string{ScoreInput}, []string{ScoreOutput},
+	treesOut := ScoreOutput
+	if b := e.Base; b != nil {
+		// score = Gemm(features, weights, bias) + trees: the base model as
+		// BuildLinearModel writes it, then one Add.
+		treesOut = "trees"
+	}
+	g.DomainNode(onnxpb.MLDomain, "TreeEnsembleRegressor", []string{ScoreInput}, []string{treesOut},
 		onnxpb.AttrInt("n_targets", 1),
 		onnxpb.AttrString("aggregate_function", "SUM"),
 		onnxpb.AttrString("post_transform", "NONE"),
@@ -93,6 +111,12 @@ func BuildTreeModel(e *Ensemble) ([]byte, error) {
 		onnxpb.AttrInts("target_ids", tID),
 		onnxpb.AttrFloats("target_weights", tWeight),
 	)
+	if b := e.Base; b != nil {
+		g.Initializer("base_weights", []int64{1, int64(nf)}, b.Weights)
+		g.Initializer("base_bias", []int64{1}, []float32{b.Bias})
+		g.Node("Gemm", []string{ScoreInput, "base_weights", "base_bias"}, []string{"base"}, onnxpb.AttrInt("transB", 1))
+		g.Node("Add", []string{"base", treesOut}, []string{ScoreOutput})
+	}
 	b, err := (&onnxpb.Model{
 		Opsets:          []onnxpb.Opset{{Version: onnxpb.DefaultOpset}, {Domain: onnxpb.MLDomain, Version: onnxpb.MLOpset}},
 		ProducerName:    "recsys",

@@ -27,6 +27,23 @@ func trainedEnsemble(t testing.TB) *Ensemble {
 	return ens
 }
 
+// boostedEnsemble is trained from a linear base (weights on every
+// feature, and a bias), as train rank boosts from rank.weights.
+func boostedEnsemble(t testing.TB) *Ensemble {
+	t.Helper()
+	cfg := DefaultLambdaMARTConfig()
+	cfg.Trees = 60
+	base := &Linear{Weights: []float32{0.5, 1, -0.2, 0.05}, Bias: 0.3}
+	ens, _, err := TrainLambdaMARTFrom(context.Background(), cfg, synthRanking(3, 200, 25), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ens.Trees) == 0 {
+		t.Fatal("no tree beat the base: the tests below would check the linear part only")
+	}
+	return ens
+}
+
 func openTrees(t testing.TB, ens *Ensemble, want []string) (*Scorer, error) {
 	t.Helper()
 	orttest.Init(t)
@@ -43,9 +60,15 @@ func openTrees(t testing.TB, ens *Ensemble, want []string) (*Scorer, error) {
 
 // TestBuildTreeModel_Parity is the exporter's contract: ONNX Runtime scores
 // equal the Go traversal within 1e-5, on random rows and on rows sitting
-// exactly on split thresholds, where an off-by-one comparison would show.
+// exactly on split thresholds, where an off-by-one comparison would show;
+// with a linear base, within 1e-5 of the linear terms' magnitude (Gemm may
+// sum them in another order).
 func TestBuildTreeModel_Parity(t *testing.T) {
-	ens := trainedEnsemble(t)
+	t.Run("trees", func(t *testing.T) { testParity(t, trainedEnsemble(t)) })
+	t.Run("boosted from a linear model", func(t *testing.T) { testParity(t, boostedEnsemble(t)) })
+}
+
+func testParity(t *testing.T, ens *Ensemble) {
 	s, err := openTrees(t, ens, ens.Features)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +112,17 @@ func TestBuildTreeModel_Parity(t *testing.T) {
 			}
 			want := ens.ScoreRows(x, n)
 			for r := range n {
-				if d := math.Abs(float64(got[r] - want[r])); d > 1e-5 {
+				tol := 1e-5
+				if b := ens.Base; b != nil {
+					// Relative to the terms Gemm sums: far outside, they
+					// are 1e4 each and cancel.
+					terms := math.Abs(float64(b.Bias))
+					for j, w := range b.Weights {
+						terms += math.Abs(float64(w * x[r*f+j]))
+					}
+					tol *= max(1, terms)
+				}
+				if d := math.Abs(float64(got[r] - want[r])); d > tol {
 					t.Fatalf("row %d: onnx %v, go %v (diff %g)", r, got[r], want[r], d)
 				}
 			}

@@ -57,7 +57,10 @@ func TestClosedLoop(t *testing.T) {
 	// recommendation sources merged (popular and fresh beside content, the
 	// fused retrieval score, the stored history behind the request's) the
 	// linear ranker's recommendations improved and 6000 sessions were
-	// rejected once by 0.002: 10000.
+	// rejected once by 0.002: 10000. At 10000 CI once kept 3 trees
+	// trained from 0 that the gate promoted and the next traffic found
+	// 3.7% worse than the linear ranker: the trees now start from it (see
+	// the README, "The trees start from the linear ranker").
 	cmd.Env = append(os.Environ(), "ITEMS=2000", "USERS=200", "TRAIN_SESSIONS=10000", "EVAL_SESSIONS=800",
 		"EXPLORE=0.1", "PORT="+freePort(t), "ADMIN_PORT="+freePort(t), "KAFKA_PORT="+freePort(t), "RECSYS_ONNXRUNTIME_LIBRARY="+lib)
 	out, err := cmd.CombinedOutput()

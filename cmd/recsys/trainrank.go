@@ -24,7 +24,7 @@ import (
 )
 
 const trainRankSynopsis = "train rank [--config FILE] [--from TIME | --from-offsets P:O,...] [--until TIME] [--window D] " +
-	"[--test-fraction F] [--propensity-estimate=false] [--min-explore-clicks N] [--propensity-power P] [--trees N] [--lr F] [--leaves N] [--depth N] [--seed S] [--rows FILE] [--out FILE] " +
+	"[--test-fraction F] [--propensity-estimate=false] [--min-explore-clicks N] [--propensity-power P] [--trees N] [--lr F] [--leaves N] [--depth N] [--boost-from linear|none] [--seed S] [--rows FILE] [--out FILE] " +
 	"[--promote-to FILE | --no-promote] [--runs DIR] " +
 	"[--judgments FILE [--beir DIR [--model FILE] [--ranker FILE] [--fold I --folds K] [--cross-fit N]] [--retrieval MODE]]"
 
@@ -55,6 +55,8 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&rc.Model.EarlyStopping, "early-stopping", rc.Model.EarlyStopping, "rounds without a better validation NDCG before stopping (0: never)")
 	fs.StringVar(&rc.Learner, "learner", rc.Learner, "trees (LambdaMART), linear (a weight per feature by coordinate ascent on NDCG) or both (the better on the test slice faces the gate)")
 	linFeatures := fs.String("linear-features", "", "comma-separated features the linear learner may weigh (empty: all)")
+	boostFrom := fs.String("boost-from", "", "what the trees start from: linear (the linear ranker of rank.weights; the trees correct it) or none; "+
+		"default linear on the event log (its rows are the shown items only) and none with --judgments (their rows are every retrieved candidate)")
 	fs.Uint64Var(&rc.Model.Seed, "seed", rc.Model.Seed, "seed of the validation split; the same seed and data give the same model")
 	rows := fs.String("rows", "", "CSV file for the joined rows (default <var>/ranktrain/rows.csv)")
 	out := fs.String("out", "", "where the trained model goes whatever the decision (default <var>/ranktrain/candidate.onnx)")
@@ -110,12 +112,19 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		rc.PropensityPower, rc.PropensityEstimate = 0, false
 		o := ranktrain.Options{Config: rc, ModelPath: *out, PromotePath: *promoteTo, RunsDir: *runsDir,
 			RowsPath: *rows, Logger: cfg.Log.Logger(stderr), Progress: stdout}
+		if o.Base, o.BaseName, err = boostBase(cfg, *boostFrom, "none"); err != nil {
+			return fmt.Errorf("train rank: %w", err)
+		}
 		if *crossFit == 1 || *crossFit < 0 {
 			return errors.New("train rank: --cross-fit: want 0 (off) or at least 2 parts")
 		}
 		return trainRankJudgments(ctx, cfg, *judgments, ef, *crossFit, o, stdout, stderr)
 	}
 	current, currentName, err := currentRanker(cfg)
+	if err != nil {
+		return fmt.Errorf("train rank: %w", err)
+	}
+	base, baseName, err := boostBase(cfg, *boostFrom, "linear")
 	if err != nil {
 		return fmt.Errorf("train rank: %w", err)
 	}
@@ -134,7 +143,7 @@ func runTrainRank(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "gate: the new model must not be worse than %s on the newest %.0f%% of the queries\n", currentName, 100*rc.TestFraction)
 	rec, err := ranktrain.Run(ctx, ranktrain.Options{
 		Config: rc, Features: cfg.Rank.Names(), Events: kcfg, Range: r,
-		Current: current, CurrentName: currentName,
+		Current: current, CurrentName: currentName, Base: base, BaseName: baseName,
 		RowsPath: *rows, ModelPath: *out, PromotePath: *promoteTo, RunsDir: *runsDir,
 		Logger: logger, Progress: stdout,
 	})
@@ -162,14 +171,34 @@ func currentRanker(cfg *config.Config) ([]byte, string, error) {
 	return linearRanker(cfg)
 }
 
-// linearRanker is the linear model of rank.weights as ONNX.
-func linearRanker(cfg *config.Config) ([]byte, string, error) {
+// boostBase is the model --boost-from names (def when empty): the linear
+// ranker of rank.weights, or nil for none.
+func boostBase(cfg *config.Config, from, def string) (*rank.Linear, string, error) {
+	if from == "" {
+		from = def
+	}
+	switch from {
+	case "none":
+		return nil, "", nil
+	case "linear":
+		return &rank.Linear{Weights: linearWeights(cfg), Bias: cfg.Rank.Bias}, "the linear ranker of rank.weights", nil
+	}
+	return nil, "", fmt.Errorf("--boost-from: want linear or none, got %q", from)
+}
+
+// linearWeights are rank.weights in the order of the bundle's features.
+func linearWeights(cfg *config.Config) []float32 {
 	names := cfg.Rank.Names()
 	w := make([]float32, len(names))
 	for i, n := range names {
 		w[i] = cfg.Rank.Weights[n]
 	}
-	b, err := rank.BuildLinearModel(names, w, cfg.Rank.Bias)
+	return w
+}
+
+// linearRanker is the linear model of rank.weights as ONNX.
+func linearRanker(cfg *config.Config) ([]byte, string, error) {
+	b, err := rank.BuildLinearModel(cfg.Rank.Names(), linearWeights(cfg), cfg.Rank.Bias)
 	if err != nil {
 		return nil, "", err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/recsys-dev/recsys/feedback"
 	"github.com/recsys-dev/recsys/feedback/eventlog"
 	"github.com/recsys-dev/recsys/internal/ort"
+	"github.com/recsys-dev/recsys/rank"
 	"github.com/recsys-dev/recsys/world"
 )
 
@@ -108,6 +109,27 @@ func TestTrainRank(t *testing.T) {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
+	// On the event log the trees are boosted from the linear ranker, and
+	// the model carries it.
+	if want := "trees from the linear ranker of rank.weights"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, stdout.String())
+	}
+	if got := explainMethod(t, ranker, cfg.Rank.Names()); got != rank.ExplainLinearTreeSHAP {
+		t.Errorf("the promoted model explains by %q, want %q", got, rank.ExplainLinearTreeSHAP)
+	}
+	candidate := filepath.Join(dir, "ranktrain", "candidate.onnx")
+	stdout.Reset()
+	if err := dispatch(context.Background(), []string{"train", "rank", "--config", "../../config.yaml", "--trees", "50", "--no-promote",
+		"--boost-from", "none"}, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got := explainMethod(t, candidate, cfg.Rank.Names()); got != rank.ExplainTreeSHAP || strings.Contains(stdout.String(), "trees from") {
+		t.Errorf("--boost-from none: the model explains by %q, want %q; output:\n%s", got, rank.ExplainTreeSHAP, stdout.String())
+	}
+	err = dispatch(context.Background(), []string{"train", "rank", "--config", "../../config.yaml", "--boost-from", "lineaer"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `--boost-from: want linear or none, got "lineaer"`) {
+		t.Errorf("--boost-from lineaer: %v", err)
+	}
 
 	// A second run compares with the promoted model, not the linear one.
 	stdout.Reset()
@@ -124,7 +146,7 @@ func TestTrainRank(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[1], "promoted") || !strings.Contains(lines[2], "train-rank") {
+	if len(lines) != 4 || !strings.Contains(lines[1], "promoted") || !strings.Contains(lines[2], "train-rank") {
 		t.Fatalf("runs listing:\n%s", stdout.String())
 	}
 }
@@ -348,4 +370,20 @@ func TestTrainRank_JudgmentsTSV(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
 	}
+}
+
+// explainMethod opens the ONNX ranker at path as the server does and
+// returns how it explains a score.
+func explainMethod(t *testing.T, path string, features []string) string {
+	t.Helper()
+	s, err := rank.OpenScorer(rank.ScorerConfig{ModelPath: path, Sessions: 1}, features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	method, _, _, err := s.Explain(make([]float32, len(features)))
+	if err != nil {
+		t.Fatalf("%s explains nothing: %v", path, err)
+	}
+	return method
 }

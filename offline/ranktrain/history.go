@@ -98,6 +98,8 @@ type Params struct {
 	Features     []string              `json:"features"`
 	Current      string                `json:"current_model"`
 	Model        rank.LambdaMARTConfig `json:"model"`
+	// BoostFrom names the model the trees were boosted from; empty: none.
+	BoostFrom string `json:"boost_from,omitempty"`
 }
 
 // Metrics are what the run measured. The test NDCGs are on the same newest
@@ -140,7 +142,7 @@ func newRecord(o Options) *Record {
 		Started:   now,
 		Data:      DataRange{From: o.Range.From, FromOffsets: o.Range.FromOffsets, Until: o.Range.Until},
 		Params: Params{Window: o.Config.Window.String(), TestFraction: o.Config.TestFraction,
-			Features: o.Features, Current: o.CurrentName, Model: o.Config.Model},
+			Features: o.Features, Current: o.CurrentName, Model: o.Config.Model, BoostFrom: o.BaseName},
 	}
 }
 

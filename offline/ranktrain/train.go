@@ -122,6 +122,11 @@ type Options struct {
 	// promotes a better one; CurrentName says which (a path, "linear").
 	Current     []byte
 	CurrentName string
+	// Base, when set, is the linear model the trees are boosted from (and
+	// carry: the new model scores base + trees); BaseName says which. See
+	// rank.TrainLambdaMARTFrom for why the logged impressions need one.
+	Base     *rank.Linear
+	BaseName string
 	// RowsPath, when set, receives every joined row as CSV.
 	RowsPath string
 	// ModelPath receives the trained model whatever the decision, so a
@@ -263,7 +268,7 @@ func fitModel(ctx context.Context, o Options, rec *Record, train, test *rank.Dat
 	rec.Metrics.TestNDCG = math.Inf(-1)
 	start := time.Now()
 	if learner == LearnerTrees || learner == LearnerBoth {
-		ens, rep, err := rank.TrainLambdaMART(ctx, o.Config.Model, train)
+		ens, rep, err := rank.TrainLambdaMARTFrom(ctx, o.Config.Model, train, o.Base)
 		if err != nil {
 			return nil, err
 		}
@@ -277,8 +282,12 @@ func fitModel(ctx context.Context, o Options, rec *Record, train, test *rank.Dat
 			return nil, fmt.Errorf("score new model: %w", err)
 		}
 		rec.Metrics.TestNDCG, rec.Metrics.Learner, rec.Metrics.TreesTestNDCG = ndcg, LearnerTrees, ndcg
-		o.progress("trained %d trees in %d rounds (%.1fs): train NDCG@%d %.4f, validation %.4f, test %.4f",
-			rep.Trees, rep.Rounds, time.Since(start).Seconds(), k, rep.TrainNDCG, rep.ValidNDCG, ndcg)
+		from := ""
+		if o.Base != nil {
+			from = " from " + o.BaseName
+		}
+		o.progress("trained %d trees%s in %d rounds (%.1fs): train NDCG@%d %.4f, validation %.4f, test %.4f",
+			rep.Trees, from, rep.Rounds, time.Since(start).Seconds(), k, rep.TrainNDCG, rep.ValidNDCG, ndcg)
 	}
 	if learner == LearnerLinear || learner == LearnerBoth {
 		lin, ndcg, err := fitLinear(ctx, o, rec, train, test)
