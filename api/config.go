@@ -23,6 +23,19 @@ type Config struct {
 	// profiles) for the operator; it must be a loopback address, since a
 	// profile shows internals. Empty (the default) disables it.
 	PprofAddr string `yaml:"pprof_addr"`
+	// GCPercent is the garbage collector's target (Go's GOGC) while
+	// serving: a collection starts when the heap has grown this many
+	// percent over the live heap. The default, 400, trades memory for
+	// fewer collections: item changes at 10,000/s allocate about 5 KB
+	// each, and at Go's 100 their collections cost search p99 about 1 ms
+	// more (see the README). -1 turns the collector off and needs
+	// MemoryLimitBytes. A GOGC environment variable takes precedence.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimitBytes is the runtime's soft memory limit (Go's
+	// GOMEMLIMIT): near it the collector runs as often as it must,
+	// whatever GCPercent says. 0 is none. A GOMEMLIMIT environment
+	// variable takes precedence.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 	// BodyLimitBytes caps a request body; larger bodies get 413.
 	BodyLimitBytes int `yaml:"body_limit_bytes"`
 	// RequestTimeout is the deadline given to every request's context.
@@ -63,6 +76,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:           "127.0.0.1:8080",
 		AdminAddr:      "127.0.0.1:8081",
+		GCPercent:      400,
 		BodyLimitBytes: 1 << 20,
 		RequestTimeout: 2 * time.Second,
 		MaxK:           1000,
@@ -102,6 +116,15 @@ func (c Config) Validate() error {
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			bad("pprof_addr", "must be a loopback host:port such as 127.0.0.1:6060 (profiles show internals)")
 		}
+	}
+	switch {
+	case c.GCPercent == -1 && c.MemoryLimitBytes <= 0:
+		bad("gc_percent", "-1 (no collection but at the memory limit) needs memory_limit_bytes")
+	case c.GCPercent < -1 || c.GCPercent == 0:
+		bad("gc_percent", "must be > 0, or -1 with memory_limit_bytes")
+	}
+	if c.MemoryLimitBytes < 0 {
+		bad("memory_limit_bytes", "must be >= 0 (0: no limit)")
 	}
 	if c.BodyLimitBytes <= 0 {
 		bad("body_limit_bytes", "must be > 0")

@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := cfg.Log.Logger(stderr)
 	rank.RouteRedisLogs(log)
+	applyGC(cfg.Server, os.Getenv, log)
 	s, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
