@@ -1,13 +1,17 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -526,5 +530,44 @@ func TestTable_CopyOnWrite(t *testing.T) {
 	}
 	if chunkShift(10_000) != 4 || chunkShift(1_000_000) != 6 || chunkShift(1<<40) != maxChunkShift {
 		t.Fatalf("chunk shifts %d, %d, %d", chunkShift(10_000), chunkShift(1_000_000), chunkShift(1<<40))
+	}
+}
+
+// TestReplayItems_LogsProgress: a bundle going live replays the changes
+// written since its build in batches, and a long replay says how far it
+// is (every replayProgressEvery; every batch here), never for the last.
+func TestReplayItems_LogsProgress(t *testing.T) {
+	defer func(d time.Duration) { replayProgressEvery = d }(replayProgressEvery)
+	replayProgressEvery = 0
+	log := &memItems{}
+	for i := range 10 {
+		log.write(upsert(catalog.Item{ID: fmt.Sprintf("n%d", i), Title: "purple synthesizer", Available: true, CreatedAt: testItems()[0].CreatedAt}))
+	}
+	var out bytes.Buffer
+	e, err := New(Config{Candidates: 50, RankTimeout: time.Second, RecentDecay: 0.8, MaxRecent: 20, QueryCacheSize: 100,
+		Live: LiveConfig{RebuildShare: 0.2, ReplayBatch: 3}},
+		Deps{Items: log, Rules: compileRules(t), Logger: slog.New(slog.NewJSONHandler(&out, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.publishLive(context.Background(), liveGen(t, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct {
+			Msg         string
+			Offset, To  int64
+			DonePercent int64 `json:"done_percent"`
+		}
+		if json.Unmarshal([]byte(line), &r) == nil && r.Msg == "replaying the items topic" {
+			got = append(got, fmt.Sprintf("%d/%d %d%%", r.Offset, r.To, r.DonePercent))
+		}
+	}
+	if want := []string{"3/10 30%", "6/10 60%", "9/10 90%"}; !slices.Equal(got, want) {
+		t.Fatalf("progress lines %q, want %q; log:\n%s", got, want, out.String())
+	}
+	if it, ok := e.Item("n9"); !ok || it.Item.Title != "purple synthesizer" {
+		t.Fatalf("the last change was not applied: %+v %v", it, ok)
 	}
 }

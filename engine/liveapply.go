@@ -464,17 +464,29 @@ func (e *Engine) liveGauges(g *Generation, v *view) {
 	}
 }
 
+// replayProgressEvery is how often a long replay logs its progress.
+var replayProgressEvery = 5 * time.Second
+
 // replayItems applies the items topic from g's offset up to to before g
-// goes live.
+// goes live, logging its progress every replayProgressEvery (a bundle
+// built long ago replays every change since: 8M took 30-60 s here).
 func (e *Engine) replayItems(ctx context.Context, g *Generation, to int64) error {
 	from := g.live.Load().next
 	if from >= to {
 		return nil
 	}
 	var batch []itemlog.Change
+	start := time.Now()
+	last := start
 	flush := func(next int64) error {
 		err := e.applyTo(ctx, g, batch, next)
 		batch = batch[:0]
+		if now := time.Now(); err == nil && next < to && now.Sub(last) >= replayProgressEvery {
+			last = now
+			done := next - from
+			e.log.Info("replaying the items topic", "bundle", g.Version(), "offset", next, "to", to,
+				"done_percent", 100*done/(to-from), "per_second", int(float64(done)/now.Sub(start).Seconds()))
+		}
 		return err
 	}
 	err := e.deps.Items.Replay(ctx, from, to, e.badItem, func(c itemlog.Change) error {
