@@ -142,11 +142,11 @@ func (x *treeExplainer) Explain(row []float32) (float32, []float32) {
 	}
 	base := x.base
 	if l := x.e.Base; l != nil {
-		// The linear part: weight times value over the bias, as a linear
-		// model alone is explained.
-		base += float64(l.Bias)
-		for i, w := range l.Weights {
-			phi[i] += float64(w) * float64(row[i])
+		// The linear part, explained as a linear model alone is.
+		lb, lphi := (*linearExplainer)(l).Explain(row)
+		base += float64(lb)
+		for i, v := range lphi {
+			phi[i] += float64(v)
 		}
 	}
 	out := make([]float32, x.nf)

@@ -64,16 +64,8 @@ func BuildLinearModel(features []string, weights []float32, bias float32) ([]byt
 	if err := checkFeatureNames(features); err != nil {
 		return nil, fmt.Errorf("build linear model: %w", err)
 	}
-	if len(weights) != len(features) {
-		return nil, fmt.Errorf("build linear model: %d weights for %d features", len(weights), len(features))
-	}
-	for i, w := range weights {
-		if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
-			return nil, fmt.Errorf("build linear model: weight of %s is %v", features[i], w)
-		}
-	}
-	if math.IsNaN(float64(bias)) || math.IsInf(float64(bias), 0) {
-		return nil, fmt.Errorf("build linear model: bias is %v", bias)
+	if err := checkLinear(features, weights, bias); err != nil {
+		return nil, fmt.Errorf("build linear model: %w", err)
 	}
 	meta, err := ModelMetadata(KindLinear, features)
 	if err != nil {
@@ -104,4 +96,21 @@ func BuildLinearModel(features []string, weights []float32, bias float32) ([]byt
 		return nil, fmt.Errorf("build linear model: %w", err)
 	}
 	return b, nil
+}
+
+// checkLinear refuses a weight per feature that is missing, NaN or
+// infinite, and such a bias.
+func checkLinear(features []string, weights []float32, bias float32) error {
+	if len(weights) != len(features) {
+		return fmt.Errorf("%d weights for %d features", len(weights), len(features))
+	}
+	for i, w := range weights {
+		if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+			return fmt.Errorf("weight of %s is %v", features[i], w)
+		}
+	}
+	if math.IsNaN(float64(bias)) || math.IsInf(float64(bias), 0) {
+		return fmt.Errorf("bias is %v", bias)
+	}
+	return nil
 }

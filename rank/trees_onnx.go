@@ -70,13 +70,8 @@ func BuildTreeModel(e *Ensemble) ([]byte, error) {
 	}
 
 	if b := e.Base; b != nil {
-		if len(b.Weights) != int(nf) {
-			return nil, fmt.Errorf("build tree model: base model has %d weights for %d features", len(b.Weights), nf)
-		}
-		for i, w := range append([]float32{b.Bias}, b.Weights...) {
-			if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
-				return nil, fmt.Errorf("build tree model: base model value %d is %v", i, w)
-			}
+		if err := checkLinear(e.Features, b.Weights, b.Bias); err != nil {
+			return nil, fmt.Errorf("build tree model: base model: %w", err)
 		}
 	}
 
@@ -89,9 +84,7 @@ func BuildTreeModel(e *Ensemble) ([]byte, error) {
 	g.Input(ScoreInput, onnxpb.Float, n, onnxpb.Fixed(int64(nf)))
 	g.Output(ScoreOutput, onnxpb.Float, n, onnxpb.Fixed(1))
 	treesOut := ScoreOutput
-	if b := e.Base; b != nil {
-		// score = Gemm(features, weights, bias) + trees: the base model as
-		// BuildLinearModel writes it, then one Add.
+	if e.Base != nil {
 		treesOut = "trees"
 	}
 	g.DomainNode(onnxpb.MLDomain, "TreeEnsembleRegressor", []string{ScoreInput}, []string{treesOut},
@@ -112,6 +105,8 @@ func BuildTreeModel(e *Ensemble) ([]byte, error) {
 		onnxpb.AttrFloats("target_weights", tWeight),
 	)
 	if b := e.Base; b != nil {
+		// score = Gemm(features, weights, bias) + trees: the base model as
+		// BuildLinearModel writes it, then one Add.
 		g.Initializer("base_weights", []int64{1, int64(nf)}, b.Weights)
 		g.Initializer("base_bias", []int64{1}, []float32{b.Bias})
 		g.Node("Gemm", []string{ScoreInput, "base_weights", "base_bias"}, []string{"base"}, onnxpb.AttrInt("transB", 1))
